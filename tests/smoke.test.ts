@@ -1,20 +1,20 @@
+/** Smoke: the full Playground analysis on the GPU agrees with the CPU reference. */
 import { expect, test } from 'vitest';
 import { gpuContext } from './helpers/gpu.ts';
 import { QuantKernels } from '../src/quant/gpu-kernels.ts';
-import { makeGroupLayout } from '../src/quant/layout.ts';
-import { gaussian } from './helpers/random.ts';
-import { groupStatsRef } from '../src/quant/reference/stats.ts';
-import { qparamsRef, quantizeRef } from '../src/quant/reference/quantize.ts';
+import { analyzeTensor, analyzeTensorRef } from '../src/quant/analyze.ts';
+import { syntheticTensor } from '../src/quant/synthetic.ts';
 
-test('smoke', async () => {
+test('analyzeTensor equals analyzeTensorRef on an LLM-like tensor', async () => {
   const k = new QuantKernels(await gpuContext());
-  const x = gaussian(1000, 1);
-  const layout = makeGroupLayout([10, 100], 'group', 32);
+  const x = syntheticTensor({ kind: 'llm', rows: 24, cols: 100, seed: 7 });
   const cfg = { bits: 4, granularity: 'group' as const, groupSize: 32, scheme: 'asym' as const };
-  const r = await k.quantize(x, layout, cfg);
-  const st = groupStatsRef(x, layout);
-  const qp = qparamsRef(st, cfg);
-  expect(Array.from(r.stats.min)).toEqual(Array.from(st.min));
-  expect(Array.from(r.qparams.scale)).toEqual(Array.from(qp.scale));
-  expect(Array.from(r.codes)).toEqual(Array.from(quantizeRef(x, layout, qp, cfg)));
+  const g = await analyzeTensor(k, x, [24, 100], cfg);
+  const c = analyzeTensorRef(x, [24, 100], cfg);
+  expect(g.metrics.mse).toBeCloseTo(c.metrics.mse, 6);
+  expect(g.firstGroups).toEqual(c.firstGroups);
+  expect(Array.from(g.histogram.counts)).toEqual(Array.from(c.histogram.counts));
+  expect(Array.from(g.colAbsmax)).toEqual(Array.from(c.colAbsmax));
+  for (let i = 0; i < g.sweep.length; i++) expect(g.sweep[i].mse).toBeCloseTo(c.sweep[i].mse, 5);
+  expect(k.ctx.pool.liveCount).toBe(0);
 });

@@ -162,7 +162,7 @@ export class GpuContext {
     const bytes = Math.max(4, Math.ceil(data.byteLength / 4) * 4);
     this.checkBindingSize(bytes, what);
     const buf = this.pool.acquire(bytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
-    const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const src = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     if (data.byteLength % 4 === 0) this.device.queue.writeBuffer(buf, 0, src);
     else {
       const padded = new Uint8Array(bytes);
@@ -196,30 +196,28 @@ export class GpuContext {
   }
 
   /**
-   * Encode and submit the steps in order, in one command buffer. Returns the GPU time in milliseconds
-   * from the first pass's start to the last pass's end when `timed` and the device has timestamp queries.
+   * GPU time per kernel file, recorded with timestamp queries while `profiling` is set (benchmarks).
+   * Each profiled run waits for its timestamps, so leave it off outside measurements.
    */
-  async run(steps: ComputeStep[], timed = false): Promise<number | undefined> {
+  profiling = false;
+  readonly gpuTimeMs = new Map<string, number>();
+
+  /** Encode and submit the steps in order, in one command buffer. */
+  async run(steps: ComputeStep[]): Promise<void> {
     this.assertAlive();
     const pipelines = await Promise.all(steps.map((s) => this.pipeline(s.shader, s.entryPoint, s.constants)));
     this.assertAlive();
     const device = this.device;
-    const useTs = timed && this.hasFeature('timestamp-query');
-    const querySet = useTs ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
-    const resolveBuf = useTs ? this.pool.acquire(16, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC) : undefined;
+    const timed = this.profiling && this.hasFeature('timestamp-query');
+    const querySet = timed ? device.createQuerySet({ type: 'timestamp', count: 2 * steps.length }) : undefined;
+    const resolveBytes = 16 * steps.length;
+    const resolveBuf = timed ? this.pool.acquire(resolveBytes, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC) : undefined;
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
     const enc = device.createCommandEncoder();
     steps.forEach((step, i) => {
       const pipeline = pipelines[i];
-      const timestampWrites: GPUComputePassTimestampWrites | undefined = querySet
-        ? {
-            querySet,
-            ...(i === 0 ? { beginningOfPassWriteIndex: 0 } : {}),
-            ...(i === steps.length - 1 ? { endOfPassWriteIndex: 1 } : {}),
-          }
-        : undefined;
-      const pass = enc.beginComputePass(timestampWrites && (i === 0 || i === steps.length - 1) ? { timestampWrites } : {});
+      const pass = enc.beginComputePass(querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
       pass.setPipeline(pipeline);
       pass.setBindGroup(
         0,
@@ -232,7 +230,7 @@ export class GpuContext {
       if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
       pass.end();
     });
-    if (querySet && resolveBuf) enc.resolveQuerySet(querySet, 0, 2, resolveBuf, 0);
+    if (querySet && resolveBuf) enc.resolveQuerySet(querySet, 0, 2 * steps.length, resolveBuf, 0);
     device.queue.submit([enc.finish()]);
     const validation = await device.popErrorScope();
     const oom = await device.popErrorScope();
@@ -241,11 +239,15 @@ export class GpuContext {
       this.assertAlive();
       throw new GpuValidationError(`GPU ${validation ? 'validation' : 'out-of-memory'} error in ${steps.map((s) => s.shader).join(', ')}: ${err.message}`);
     }
-    if (!querySet || !resolveBuf) return undefined;
-    const t = new BigUint64Array(await this.read(resolveBuf, 16));
-    this.pool.release(resolveBuf);
-    querySet.destroy();
-    return Number(t[1] - t[0]) / 1e6;
+    if (querySet && resolveBuf) {
+      const t = new BigUint64Array(await this.read(resolveBuf, resolveBytes));
+      this.pool.release(resolveBuf);
+      querySet.destroy();
+      steps.forEach((s, i) => {
+        const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+        this.gpuTimeMs.set(s.shader, (this.gpuTimeMs.get(s.shader) ?? 0) + ms);
+      });
+    }
   }
 
   /** Copy `bytes` of a buffer back to the CPU. */
