@@ -42,6 +42,17 @@ export interface ComputeStep {
   workgroups: readonly [number, number?, number?];
 }
 
+/** A buffer-to-buffer copy between passes (e.g. new keys and values into the KV cache). */
+export interface CopyStep {
+  copy: { src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
+}
+
+export type Step = ComputeStep | CopyStep;
+
+function isCopy(s: Step): s is CopyStep {
+  return 'copy' in s;
+}
+
 export interface DeviceDescription {
   vendor: string;
   architecture: string;
@@ -203,8 +214,10 @@ export class GpuContext {
   readonly gpuTimeMs = new Map<string, number>();
 
   /** Encode and submit the steps in order, in one command buffer. */
-  async run(steps: ComputeStep[]): Promise<void> {
+  async run(allSteps: Step[]): Promise<void> {
     this.assertAlive();
+    const order = allSteps;
+    const steps = allSteps.filter((s): s is ComputeStep => !isCopy(s));
     const pipelines = await Promise.all(steps.map((s) => this.pipeline(s.shader, s.entryPoint, s.constants)));
     this.assertAlive();
     const device = this.device;
@@ -215,7 +228,14 @@ export class GpuContext {
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
     const enc = device.createCommandEncoder();
-    steps.forEach((step, i) => {
+    let i = -1;
+    for (const step of order) {
+      if (isCopy(step)) {
+        const c = step.copy;
+        enc.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
+        continue;
+      }
+      i++;
       const pipeline = pipelines[i];
       const pass = enc.beginComputePass(querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
       pass.setPipeline(pipeline);
@@ -229,7 +249,7 @@ export class GpuContext {
       const [x, y = 1, z = 1] = step.workgroups;
       if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
       pass.end();
-    });
+    }
     if (querySet && resolveBuf) enc.resolveQuerySet(querySet, 0, 2 * steps.length, resolveBuf, 0);
     device.queue.submit([enc.finish()]);
     const validation = await device.popErrorScope();
