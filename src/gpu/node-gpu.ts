@@ -3,7 +3,9 @@
  * without a GPU, Debian's chromium ships SwiftShader's Vulkan driver, which we select when no hardware
  * adapter is found (or always, with QUANTLAB_ADAPTER=swiftshader).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GpuContext } from './context.ts';
 import { GpuUnavailableError } from './errors.ts';
 import { nodeShaderLoader } from './shaders-node.ts';
@@ -21,6 +23,8 @@ async function loadDawn(): Promise<DawnModule> {
 }
 
 export async function createNodeGpuContext(opts: { onLost?: Parameters<typeof GpuContext.create>[0]['onLost'] } = {}): Promise<GpuContext> {
+  // Without a runtime dir, the Vulkan loader prints a warning on every start; give it a private one.
+  if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'quantlab-xdg-'));
   const dawn = await loadDawn();
   Object.assign(globalThis, dawn.globals);
   const wantSwiftshader = process.env.QUANTLAB_ADAPTER === 'swiftshader';
@@ -36,7 +40,7 @@ export async function createNodeGpuContext(opts: { onLost?: Parameters<typeof Gp
   if (!adapter) {
     throw new GpuUnavailableError(
       'No WebGPU adapter in Node. Dawn needs a Vulkan driver: install a GPU driver, or the Debian packages ' +
-        '"chromium" (for SwiftShader) and "libvulkan1" (npm test installs them when run as root).',
+        '"chromium" (for its SwiftShader Vulkan driver) and "libvulkan1": sudo apt-get install -y chromium libvulkan1',
     );
   }
   return GpuContext.create({ gpu, loadShader: nodeShaderLoader, onLost: opts.onLost, adapterOptions: { forceFallbackAdapter: true } });

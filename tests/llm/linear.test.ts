@@ -1,6 +1,6 @@
 /** The linear-layer kernels (tiled for prompts, matvec for decode) compute X W^T (+ bias, += residual) like a plain CPU loop, for shapes that fit no tile. */
 import { beforeAll, describe, expect, test } from 'vitest';
-import type { GpuContext } from '../../src/gpu/context.ts';
+import type { Constants, GpuContext } from '../../src/gpu/context.ts';
 import { gpuContext } from '../helpers/gpu.ts';
 import { gaussian } from '../helpers/random.ts';
 
@@ -28,7 +28,7 @@ async function runLinear(shader: string, m: number, n: number, k: number, withBi
   const y0 = accumulate ? gaussian(m * n, 9) : undefined;
   const bufs = [ctx.upload(x), ctx.upload(w), ctx.upload(bias ?? new Float32Array(1)), ctx.upload(y0 ?? new Float32Array(m * n))];
   const params = ctx.uniform(new Uint32Array([m, n, k, 0]).buffer);
-  const constants = shader === 'matvec.wgsl' ? { ACCUMULATE: accumulate, HAS_BIAS: withBias, WG: 64, MAX_M: 8 } : { ACCUMULATE: accumulate, HAS_BIAS: withBias };
+  const constants: Constants = shader === 'matvec.wgsl' ? { ACCUMULATE: accumulate, HAS_BIAS: withBias, WG: 64, MAX_M: 8 } : { ACCUMULATE: accumulate, HAS_BIAS: withBias };
   const workgroups: [number, number] = shader === 'matvec.wgsl' ? [n, 1] : [Math.ceil(n / 64), Math.ceil(m / 64)];
   await ctx.run([{ shader, constants, bindings: [params, bufs[0], bufs[1], bufs[2], bufs[3]], workgroups }]);
   const got = await ctx.readF32(bufs[3], m * n);
