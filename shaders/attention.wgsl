@@ -28,7 +28,7 @@ var<workgroup> red: array<f32, WG>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = wid.x / p.n_heads;
   let h = wid.x % p.n_heads;
-  let active = t < p.tokens;
+  let in_range = t < p.tokens;
   let kvh = h / (p.n_heads / p.n_kv_heads);
   let kv_dim = p.n_kv_heads * p.head_dim;
   let q_base = (t * p.n_heads + h) * p.head_dim;
@@ -37,7 +37,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let scale = 1.0 / sqrt(f32(p.head_dim));
 
   var local_max = -3.0e38;
-  if (active) {
+  if (in_range) {
     for (var s = lid; s < n_pos; s += WG) {
       let k_base = p.cache_offset + s * kv_dim + kvh * p.head_dim;
       var dot = 0.0;
@@ -59,7 +59,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
 
   var local_sum = 0.0;
-  if (active) {
+  if (in_range) {
     for (var s = lid; s < n_pos; s += WG) {
       let e = exp(scores[s_base + s] - mx);
       scores[s_base + s] = e;
@@ -77,7 +77,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   storageBarrier();
   workgroupBarrier();
 
-  if (active) {
+  if (in_range) {
     for (var d = lid; d < p.head_dim; d += WG) {
       var acc = 0.0;
       for (var s = 0u; s < n_pos; s++) {

@@ -1,8 +1,9 @@
 // Linear layer for a few tokens (decode): Y[M, N] = X[M, K] . W[N, K]^T (+ bias) (+= when ACCUMULATE),
-// M <= MAX_M. One workgroup per output row n: threads stride along K (coalesced reads of W's row)
-// and the M partial dot products are reduced in workgroup memory.
-override WG: u32 = 64u;
-override MAX_M: u32 = 8u;
+// M <= MAX_M. A workgroup computes ROWS output rows with LANES threads each: the lanes stride along K
+// (coalesced reads of the weight row), then the partial dot products are reduced in workgroup memory.
+override ROWS: u32 = 8u;
+override LANES: u32 = 32u;
+override MAX_M: u32 = 1u;
 override ACCUMULATE: bool = false;
 override HAS_BIAS: bool = false;
 
@@ -19,38 +20,39 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-var<workgroup> red: array<f32, 512>;
+var<workgroup> red: array<f32, ROWS * LANES * MAX_M>;
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(ROWS * LANES)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let n = wid.x + wid.y * nwg.x;
-  var acc: array<f32, 8>;
-  if (n < p.n) {
-    let wrow = n * p.k;
-    for (var k = lid; k < p.k; k += WG) {
-      let wv = w[wrow + k];
-      for (var m = 0u; m < MAX_M; m++) {
-        if (m < p.m) { acc[m] += x[m * p.k + k] * wv; }
+  let row = lid / LANES;
+  let lane = lid % LANES;
+  let n = (wid.x + wid.y * nwg.x) * ROWS + row;
+  for (var m = 0u; m < MAX_M; m++) {
+    var acc = 0.0;
+    if (n < p.n && m < p.m) {
+      let wrow = n * p.k;
+      let xrow = m * p.k;
+      for (var k = lane; k < p.k; k += LANES) {
+        acc += x[xrow + k] * w[wrow + k];
       }
     }
+    red[(m * ROWS + row) * LANES + lane] = acc;
   }
-  for (var m = 0u; m < MAX_M; m++) {
-    red[m * WG + lid] = acc[m];
-  }
-  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
     workgroupBarrier();
-    if (lid < stride) {
+    if (lane < stride) {
       for (var m = 0u; m < MAX_M; m++) {
-        red[m * WG + lid] += red[m * WG + lid + stride];
+        let i = (m * ROWS + row) * LANES + lane;
+        red[i] += red[i + stride];
       }
     }
   }
   workgroupBarrier();
-  if (n < p.n && lid < p.m) {
-    var v = red[lid * WG];
+  if (n < p.n && lane < p.m) {
+    var v = red[(lane * ROWS + row) * LANES];
     if (HAS_BIAS) { v += bias[n]; }
-    if (ACCUMULATE) { v += y[lid * p.n + n]; }
-    y[lid * p.n + n] = v;
+    if (ACCUMULATE) { v += y[lane * p.n + n]; }
+    y[lane * p.n + n] = v;
   }
 }

@@ -13,7 +13,7 @@ export class GpuUnavailableError extends GpuError {
 export class GpuDeviceLostError extends GpuError {
   override name = 'GpuDeviceLostError';
   constructor(readonly reason: string, detail: string) {
-    super(`GPU device lost (${reason})${detail ? `: ${detail}` : ''}. Results computed before the loss are kept; start the work again to use a new device.`);
+    super(`GPU device lost (${reason})${detail ? `: ${detail.replace(/\.+\s*$/, '')}` : ''}. Results computed before the loss are kept; start the work again to use a new device.`);
   }
 }
 

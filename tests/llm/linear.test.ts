@@ -28,8 +28,8 @@ async function runLinear(shader: string, m: number, n: number, k: number, withBi
   const y0 = accumulate ? gaussian(m * n, 9) : undefined;
   const bufs = [ctx.upload(x), ctx.upload(w), ctx.upload(bias ?? new Float32Array(1)), ctx.upload(y0 ?? new Float32Array(m * n))];
   const params = ctx.uniform(new Uint32Array([m, n, k, 0]).buffer);
-  const constants: Constants = shader === 'matvec.wgsl' ? { ACCUMULATE: accumulate, HAS_BIAS: withBias, WG: 64, MAX_M: 8 } : { ACCUMULATE: accumulate, HAS_BIAS: withBias };
-  const workgroups: [number, number] = shader === 'matvec.wgsl' ? [n, 1] : [Math.ceil(n / 64), Math.ceil(m / 64)];
+  const constants: Constants = shader === 'matvec.wgsl' ? { ACCUMULATE: accumulate, HAS_BIAS: withBias, ROWS: 8, LANES: 32, MAX_M: 8 } : { ACCUMULATE: accumulate, HAS_BIAS: withBias };
+  const workgroups: [number, number] = shader === 'matvec.wgsl' ? [Math.ceil(n / 8), 1] : [Math.ceil(n / 64), Math.ceil(m / 64)];
   await ctx.run([{ shader, constants, bindings: [params, bufs[0], bufs[1], bufs[2], bufs[3]], workgroups }]);
   const got = await ctx.readF32(bufs[3], m * n);
   const want = linearRef(x, w, bias, y0, m, n, k);

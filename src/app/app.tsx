@@ -1,0 +1,26 @@
+/** The app shell: header, section tabs, and the open section. */
+import { Header } from './components/header.tsx';
+import { SectionNav } from './components/section-nav.tsx';
+import { ComingSoonPage } from './pages/coming-soon-page.tsx';
+import { PlaygroundPage } from './pages/playground-page.tsx';
+import { SECTIONS } from './sections.ts';
+import { useAppStore } from './store/index.ts';
+
+export function App() {
+  const sectionId = useAppStore((s) => s.section);
+  const index = SECTIONS.findIndex((s) => s.id === sectionId);
+  const section = SECTIONS[index];
+  return (
+    <div className="app">
+      <Header />
+      <SectionNav />
+      <main className="app-main">
+        {/* Kept mounted while hidden: leaving and coming back must not lose the charts. */}
+        <div hidden={section.id !== 'playground'}>
+          <PlaygroundPage />
+        </div>
+        {section.id !== 'playground' && <ComingSoonPage section={section} step={index + 1} />}
+      </main>
+    </div>
+  );
+}

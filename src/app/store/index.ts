@@ -1,0 +1,15 @@
+/** The app store: one zustand store made of slices, holding only serialisable UI state. */
+import { create } from 'zustand';
+import { createDeviceSlice, type DeviceSlice } from './device-slice.ts';
+import { createPlaygroundSlice, type PlaygroundSlice } from './playground-slice.ts';
+import { createRouteSlice, type RouteSlice } from './route-slice.ts';
+
+export type AppState = DeviceSlice & PlaygroundSlice & RouteSlice;
+
+export const useAppStore = create<AppState>()((...a) => ({
+  ...createDeviceSlice(...a),
+  ...createPlaygroundSlice(...a),
+  ...createRouteSlice(...a),
+}));
+
+export type AppStore = typeof useAppStore;

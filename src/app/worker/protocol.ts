@@ -1,0 +1,94 @@
+/**
+ * The typed message protocol between the UI thread (GpuClient) and the GPU worker. Every request carries an
+ * id; the worker answers it with progress messages and exactly one result or error. Large arrays in a result
+ * travel as transferables, so they are moved, not copied.
+ */
+import type { DeviceDescription } from '../../gpu/context.ts';
+import type { QuantConfig } from '../../quant/config.ts';
+import type { TensorAnalysis } from '../../quant/analyze.ts';
+import type { ClipSweepPoint } from '../../quant/reference/metrics.ts';
+import type { SyntheticSpec } from '../../quant/synthetic.ts';
+
+/** A seeded synthetic tensor: the worker generates it, so only the spec crosses the thread boundary. */
+export interface SyntheticTensorSource {
+  kind: 'synthetic';
+  spec: SyntheticSpec;
+}
+
+/** The bytes of a .npy file, transferred to the worker, which parses and converts them to float32. */
+export interface NpyTensorSource {
+  kind: 'npy';
+  name: string;
+  bytes: ArrayBuffer;
+}
+
+export type TensorSource = SyntheticTensorSource | NpyTensorSource;
+
+/** What the worker reports about the tensor it now holds. */
+export interface TensorInfo {
+  /** The 2-D view the analysis uses: [out, in] for a weight, [1, n] for a vector, trailing axes flattened. */
+  shape: [number, number];
+  /** The shape in the file (equals `shape` for synthetic tensors). */
+  originalShape: number[];
+  /** dtype in the file ('float32' for synthetic tensors). */
+  dtype: string;
+  absmax: number;
+}
+
+export interface AnalyzePayload {
+  config: QuantConfig;
+  ratios?: number[];
+}
+
+/** Request kinds, with their payload, result and (for some) partial result types. */
+export interface RequestMap {
+  /** Create the GPU context (or return the existing one). */
+  init: { payload: null; result: DeviceDescription };
+  /** Dispose the context, whatever its state, and create a new one; the tensor stays. */
+  restart: { payload: null; result: DeviceDescription };
+  /** Replace the worker's tensor. The old tensor stays when the new one is rejected. */
+  setTensor: { payload: TensorSource; result: TensorInfo };
+  /**
+   * Analyze the current tensor; a newer analyze cancels an older one. Arrives in two parts: everything but the
+   * clipping sweep as a partial result (its `sweep` is empty), then the sweep, by far the slowest kernel.
+   */
+  analyze: { payload: AnalyzePayload; partial: TensorAnalysis; result: { sweep: ClipSweepPoint[] } };
+  /** Destroy the device as a driver reset would (for tests of the recovery path). */
+  loseDevice: { payload: null; result: null };
+}
+
+export type RequestType = keyof RequestMap;
+
+export type PartialOf<K extends RequestType> = RequestMap[K] extends { partial: infer P } ? P : never;
+
+export type WorkerRequest = {
+  [K in RequestType]: { type: 'request'; id: number; kind: K; payload: RequestMap[K]['payload'] };
+}[RequestType];
+
+export interface CancelMessage {
+  type: 'cancel';
+  id: number;
+}
+
+export type ToWorker = WorkerRequest | CancelMessage;
+
+export interface Progress {
+  /** What is running, in words ("fake-quantize", "clip sweep"). */
+  stage: string;
+  /** 0..1, or undefined when unknown. */
+  fraction?: number;
+}
+
+/** An error as plain data: `name` keeps its class (CancelledError, GpuDeviceLostError, NpyError, ...). */
+export interface ErrorData {
+  name: string;
+  message: string;
+}
+
+export type FromWorker =
+  | { type: 'progress'; id: number; progress: Progress }
+  | { type: 'partial'; id: number; partial: unknown }
+  | { type: 'result'; id: number; result: unknown }
+  | { type: 'error'; id: number; error: ErrorData }
+  /** Sent unprompted when the device is lost between or during requests. */
+  | { type: 'deviceLost'; message: string };

@@ -1,0 +1,254 @@
+/**
+ * The Llama forward pass in WGSL: embedding, per block RMSNorm -> q/k/v -> RoPE (interleaved pairs) ->
+ * grouped-query attention over a KV cache -> o (+ residual) -> RMSNorm -> SwiGLU MLP (+ residual), final
+ * norm and classifier. One command buffer per forward call. Weights are f32 on the GPU, in the PyTorch
+ * [out, in] layout; `transformWeight` lets callers substitute fake-quantized weights at load time, and
+ * setWeight replaces one later. The CPU reference is forward-cpu.ts.
+ */
+import { grid, type GpuContext, type Step } from '../../gpu/context.ts';
+import { CancelledError } from '../../gpu/errors.ts';
+import type { LlamaCheckpoint, LlamaConfig } from './model.ts';
+
+export interface LlamaGpuOptions {
+  /** Substitute a weight before upload (e.g. fake-quantized linears). Shapes are [out, in] for linears. */
+  transformWeight?: (name: string, data: Float32Array, shape: number[]) => Float32Array | Promise<Float32Array>;
+  onProgress?: (done: number, total: number, name: string) => void;
+  signal?: AbortSignal;
+  /** Most tokens per forward call (prompt chunks); default 64. */
+  maxBatch?: number;
+}
+
+/** Most tokens the decode-shaped matvec kernel takes; larger batches use the tiled kernel. */
+const MATVEC_MAX_M = 8;
+/** Output rows per matvec workgroup (32 lanes each). */
+const MATVEC_ROWS = 32;
+const MATVEC_LANES = 8;
+
+function ropeTable(cfg: LlamaConfig): Float32Array {
+  const half = cfg.headDim / 2;
+  const t = new Float32Array(cfg.seqLen * half * 2);
+  for (let pos = 0; pos < cfg.seqLen; pos++) {
+    for (let i = 0; i < half; i++) {
+      const freq = 1 / Math.pow(cfg.ropeTheta, (2 * i) / cfg.headDim);
+      const a = pos * freq;
+      t[2 * (pos * half + i)] = Math.cos(a);
+      t[2 * (pos * half + i) + 1] = Math.sin(a);
+    }
+  }
+  return t;
+}
+
+export class LlamaGpu {
+  private readonly weights = new Map<string, GPUBuffer>();
+  private readonly bufs: Record<string, GPUBuffer> = {};
+  private position = 0;
+  private disposed = false;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly config: LlamaConfig,
+    readonly maxBatch: number,
+  ) {}
+
+  /** Upload the checkpoint's weights and allocate activations and the KV cache. */
+  static async load(ctx: GpuContext, ckpt: LlamaCheckpoint, opts: LlamaGpuOptions = {}): Promise<LlamaGpu> {
+    const cfg = ckpt.config;
+    const maxBatch = Math.max(1, Math.min(opts.maxBatch ?? 64, cfg.seqLen));
+    const m = new LlamaGpu(ctx, cfg, maxBatch);
+    try {
+      const names = ckpt.tensors.map((t) => t.name);
+      let done = 0;
+      for (const info of ckpt.tensors) {
+        if (opts.signal?.aborted) throw new CancelledError('model loading cancelled');
+        let data = await ckpt.loadTensor(info.name);
+        if (opts.transformWeight) data = await opts.transformWeight(info.name, data, info.shape);
+        m.weights.set(info.name, ctx.upload(data, info.name));
+        opts.onProgress?.(++done, names.length, info.name);
+      }
+      if (!m.weights.has('output')) {
+        if (!cfg.tiedEmbeddings) throw new Error('checkpoint has no classifier weight (output) and does not tie embeddings');
+      }
+      m.allocate();
+      return m;
+    } catch (e) {
+      m.dispose();
+      throw e;
+    }
+  }
+
+  private allocate(): void {
+    const { ctx, config: c, maxBatch: b } = this;
+    const kvDim = c.nKvHeads * c.headDim;
+    const f = (n: number, what: string) => ctx.storage(n * 4, what);
+    Object.assign(this.bufs, {
+      ids: f(b, 'token ids'),
+      x: f(b * c.dim, 'residual stream'),
+      xb: f(b * c.dim, 'normed activations'),
+      xlast: f(c.dim, 'last token activations'),
+      q: f(b * c.nHeads * c.headDim, 'queries'),
+      k: f(b * kvDim, 'keys'),
+      v: f(b * kvDim, 'values'),
+      att: f(b * c.nHeads * c.headDim, 'attention output'),
+      hb: f(b * c.hiddenDim, 'MLP gate'),
+      hb2: f(b * c.hiddenDim, 'MLP up'),
+      scores: f(b * c.nHeads * c.seqLen, 'attention scores'),
+      kcache: f(c.nLayers * c.seqLen * kvDim, 'key cache'),
+      vcache: f(c.nLayers * c.seqLen * kvDim, 'value cache'),
+      logits: f(b * c.vocabSize, 'logits'),
+      rope: ctx.upload(ropeTable(c), 'RoPE table'),
+      noBias: f(4, 'no bias'),
+    });
+  }
+
+  /** Tokens processed so far (the next token's position). */
+  get pos(): number {
+    return this.position;
+  }
+
+  reset(): void {
+    this.position = 0;
+  }
+
+  /** Replace a weight (e.g. with a fake-quantized version); same shape as before. */
+  setWeight(name: string, data: Float32Array): void {
+    const old = this.weights.get(name);
+    if (!old) throw new Error(`no weight named ${name}`);
+    if (old.size < data.byteLength) throw new Error(`weight ${name} has ${old.size / 4} elements, got ${data.length}`);
+    this.ctx.device.queue.writeBuffer(old, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  }
+
+  private w(name: string): GPUBuffer {
+    const buf = this.weights.get(name);
+    if (!buf) throw new Error(`missing weight ${name}`);
+    return buf;
+  }
+
+  /**
+   * Run `tokens` at the current position and return logits: [tokens.length, vocab] with allLogits,
+   * else the last token's [vocab].
+   */
+  async forward(tokens: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    if (this.disposed) throw new Error('model was disposed');
+    const c = this.config;
+    if (tokens.length === 0) throw new RangeError('forward needs at least one token');
+    if (this.position + tokens.length > c.seqLen) {
+      throw new RangeError(`context length exceeded: position ${this.position} + ${tokens.length} tokens > ${c.seqLen}`);
+    }
+    const parts: Float32Array[] = [];
+    for (let s = 0; s < tokens.length; s += this.maxBatch) {
+      parts.push(await this.forwardChunk(tokens.slice(s, s + this.maxBatch), Boolean(opts.allLogits)));
+    }
+    if (!opts.allLogits) return parts[parts.length - 1];
+    const all = new Float32Array(tokens.length * c.vocabSize);
+    parts.forEach((p, i) => all.set(p, i * this.maxBatch * c.vocabSize));
+    return all;
+  }
+
+  private async forwardChunk(tokens: number[], allLogits: boolean): Promise<Float32Array> {
+    const { ctx, config: c, bufs: B } = this;
+    const T = tokens.length;
+    const pos0 = this.position;
+    const kvDim = c.nKvHeads * c.headDim;
+    const qDim = c.nHeads * c.headDim;
+    const uniforms: GPUBuffer[] = [];
+    const u = (words: number[], floats: Record<number, number> = {}) => {
+      const ab = new ArrayBuffer(Math.max(16, Math.ceil(words.length / 4) * 16));
+      new Uint32Array(ab).set(words);
+      const fv = new Float32Array(ab);
+      for (const [i, v] of Object.entries(floats)) fv[Number(i)] = v;
+      const buf = ctx.uniform(ab);
+      uniforms.push(buf);
+      return buf;
+    };
+    const steps: Step[] = [];
+    const linear = (x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | undefined, y: GPUBuffer, m: number, n: number, k: number, accumulate = false) => {
+      const params = u([m, n, k, 0]);
+      const constants = { ACCUMULATE: accumulate, HAS_BIAS: Boolean(bias) };
+      if (m <= MATVEC_MAX_M) {
+        const maxM = m === 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8;
+        steps.push({ shader: 'matvec.wgsl', constants: { ...constants, ROWS: MATVEC_ROWS, LANES: MATVEC_LANES, MAX_M: maxM }, bindings: [params, x, w, bias ?? B.noBias, y], workgroups: grid(Math.ceil(n / MATVEC_ROWS)) });
+      } else {
+        steps.push({ shader: 'linear.wgsl', constants, bindings: [params, x, w, bias ?? B.noBias, y], workgroups: [Math.ceil(n / 64), Math.ceil(m / 64)] });
+      }
+    };
+    const rmsnorm = (x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, rows: number) => {
+      const params = u([rows, c.dim, 0, 0], { 2: c.normEps });
+      steps.push({ shader: 'rmsnorm.wgsl', constants: { WG: 256 }, bindings: [params, x, w, y], workgroups: [rows] });
+    };
+    const elementwise = (n: number) => grid(Math.ceil(n / 256));
+
+    ctx.device.queue.writeBuffer(B.ids, 0, new Uint32Array(tokens));
+    steps.push({ shader: 'embed.wgsl', bindings: [u([T, c.dim, c.vocabSize, 0]), B.ids, this.w('tok_embeddings'), B.x], workgroups: elementwise(T * c.dim) });
+    for (let l = 0; l < c.nLayers; l++) {
+      const p = `layers.${l}.`;
+      const bias = (n: string) => this.weights.get(p + n);
+      rmsnorm(B.x, this.w(p + 'attention_norm'), B.xb, T);
+      linear(B.xb, this.w(p + 'wq'), bias('bq'), B.q, T, qDim, c.dim);
+      linear(B.xb, this.w(p + 'wk'), bias('bk'), B.k, T, kvDim, c.dim);
+      linear(B.xb, this.w(p + 'wv'), bias('bv'), B.v, T, kvDim, c.dim);
+      steps.push({ shader: 'rope.wgsl', bindings: [u([T, qDim, c.headDim, pos0]), B.rope, B.q], workgroups: elementwise((T * qDim) / 2) });
+      steps.push({ shader: 'rope.wgsl', bindings: [u([T, kvDim, c.headDim, pos0]), B.rope, B.k], workgroups: elementwise((T * kvDim) / 2) });
+      const cacheOffset = l * c.seqLen * kvDim;
+      const bytes = T * kvDim * 4;
+      steps.push({ copy: { src: B.k, srcOffset: 0, dst: B.kcache, dstOffset: (cacheOffset + pos0 * kvDim) * 4, size: bytes } });
+      steps.push({ copy: { src: B.v, srcOffset: 0, dst: B.vcache, dstOffset: (cacheOffset + pos0 * kvDim) * 4, size: bytes } });
+      steps.push({
+        shader: 'attention.wgsl',
+        bindings: [u([T, c.nHeads, c.nKvHeads, c.headDim, pos0, c.seqLen, cacheOffset, 0]), B.q, B.kcache, B.vcache, B.scores, B.att],
+        workgroups: [T * c.nHeads],
+      });
+      linear(B.att, this.w(p + 'wo'), undefined, B.x, T, c.dim, qDim, true);
+      rmsnorm(B.x, this.w(p + 'ffn_norm'), B.xb, T);
+      linear(B.xb, this.w(p + 'w1'), undefined, B.hb, T, c.hiddenDim, c.dim);
+      linear(B.xb, this.w(p + 'w3'), undefined, B.hb2, T, c.hiddenDim, c.dim);
+      steps.push({ shader: 'swiglu.wgsl', bindings: [u([T * c.hiddenDim, 0, 0, 0]), B.hb, B.hb2], workgroups: elementwise(T * c.hiddenDim) });
+      linear(B.hb, this.w(p + 'w2'), undefined, B.x, T, c.dim, c.hiddenDim, true);
+    }
+    rmsnorm(B.x, this.w('norm'), B.xb, T);
+    const classifier = this.weights.get('output') ?? this.w('tok_embeddings');
+    const rows = allLogits ? T : 1;
+    if (allLogits) {
+      linear(B.xb, classifier, undefined, B.logits, T, c.vocabSize, c.dim);
+    } else {
+      steps.push({ copy: { src: B.xb, srcOffset: (T - 1) * c.dim * 4, dst: B.xlast, dstOffset: 0, size: c.dim * 4 } });
+      linear(B.xlast, classifier, undefined, B.logits, 1, c.vocabSize, c.dim);
+    }
+    try {
+      await ctx.run(steps);
+    } finally {
+      ctx.pool.releaseAll(uniforms);
+    }
+    this.position += T;
+    return ctx.readF32(B.logits, rows * c.vocabSize);
+  }
+
+  /** Greedy decoding: the prompt, then `n` argmax tokens (stops early at `stopToken` when given). */
+  async generate(prompt: number[], n: number, opts: { onToken?: (id: number) => void; signal?: AbortSignal; stopToken?: number } = {}): Promise<number[]> {
+    this.reset();
+    const out: number[] = [];
+    let logits = await this.forward(prompt);
+    for (let i = 0; i < n; i++) {
+      if (opts.signal?.aborted) throw new CancelledError('generation cancelled');
+      const next = argmax(logits);
+      out.push(next);
+      opts.onToken?.(next);
+      if (next === opts.stopToken || this.position >= this.config.seqLen) break;
+      logits = await this.forward([next]);
+    }
+    return out;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.ctx.pool.releaseAll(this.weights.values());
+    this.ctx.pool.releaseAll(Object.values(this.bufs));
+    this.weights.clear();
+  }
+}
+
+export function argmax(v: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  return best;
+}
