@@ -104,10 +104,11 @@ export class QuantKernels {
   async groupStatsBuffer(x: GpuTensor, layout: GroupLayout): Promise<GPUBuffer> {
     const { ctx } = this;
     const chunked = layout.groupSize > 16384 && layout.numGroups < 2048;
-    const chunkLen = chunked ? 4096 : layout.groupSize;
+    const chunkLen = chunked ? 16384 : layout.groupSize;
     const chunksPerGroup = Math.ceil(layout.groupSize / chunkLen);
     const numSegs = layout.numGroups * chunksPerGroup;
-    const tps = Math.min(WG, nextPow2(chunkLen));
+    // Short groups: one thread per group (no reduction tree, whose barriers cost more than the loads).
+    const tps = chunkLen <= 64 ? 1 : Math.min(WG, nextPow2(chunkLen));
     const segsPerWg = WG / tps;
     const out = ctx.storage(layout.numGroups * STATS_BYTES, 'group statistics');
     const partial = chunked ? ctx.storage(numSegs * STATS_BYTES, 'partial statistics') : out;
