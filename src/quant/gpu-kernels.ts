@@ -24,8 +24,8 @@ const WG = 256;
 const STATS_BYTES = 32;
 const QPARAMS_BYTES = 16;
 /** Elements per workgroup for the reductions that write one partial per workgroup. */
-const ELEMS_PER_WG = 4096;
-const SWEEP_EPT = 8;
+const ELEMS_PER_WG = 32768;
+const SWEEP_EPT = 32;
 
 function nextPow2(v: number): number {
   let p = 1;

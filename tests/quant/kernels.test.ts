@@ -151,7 +151,7 @@ describe('statistics kernels', () => {
 
 describe('histogram kernel', () => {
   test('2048 bins of |x| equal the reference, including overflow and non-finite', async () => {
-    const x = gaussian(50_000, 4);
+    const x = gaussian(300_000, 4); // several workgroups (131,072 values each)
     x[7] = NaN;
     x[8] = -Infinity;
     x[9] = 100;
@@ -169,7 +169,7 @@ describe('histogram kernel', () => {
 
 describe('error metrics and clip sweep kernels', () => {
   test('MSE, SQNR and max error match the reference', async () => {
-    const x = gaussian(30_000, 8);
+    const x = gaussian(100_000, 8); // several workgroups (32,768 values each)
     const y = x.map((v, i) => v + (i % 3 === 0 ? 0.01 : -0.002));
     y[100] = NaN;
     const g = await k.errorMetrics(x, y);
@@ -181,9 +181,9 @@ describe('error metrics and clip sweep kernels', () => {
     expect((await k.errorMetrics(x, x)).sqnr).toBe(Infinity);
   });
   test.each(configs.filter(([n]) => !n.includes('g1')))('sweep of 9 clip ratios: %s', async (_n, cfg) => {
-    const x = wideRange(12, 90, 21);
+    const x = wideRange(120, 90, 21);
     x[17] = NaN;
-    const l = makeGroupLayout([12, 90], cfg.granularity, cfg.groupSize);
+    const l = makeGroupLayout([120, 90], cfg.granularity, cfg.groupSize);
     const ratios = [0.1, 0.2, 0.35, 0.5, 0.6, 0.75, 0.9, 0.95, 1].map(Math.fround);
     const g = await k.clipSweep(x, l, cfg, ratios);
     const c = clipSweepRef(x, l, groupStatsRef(x, l), cfg, ratios);
