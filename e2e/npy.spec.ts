@@ -1,7 +1,7 @@
 // A .npy file, chosen or dropped on the page, becomes the Playground's tensor (1-D as one row, N-D flattened to [first axis, rest]) with numbers equal to the CPU reference, and a file with NaN/Inf is refused with the count while the previous result stays.
 import { expect, test } from 'playwright/test';
 import { npyToFloat32, readNpy, writeNpy } from '../src/io/npy.ts';
-import { mulberry32 } from '../src/quant/synthetic.ts';
+import { mulberry32 } from '../src/util/random.ts';
 import { expectMatchesReference, metric, openPlayground, waitForDone } from './helpers.ts';
 
 function laplaceLike(n: number, seed: number): Float32Array {

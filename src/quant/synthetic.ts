@@ -3,6 +3,7 @@
  * (Gaussian with a few input channels, i.e. columns, 20-60x larger, as in the SmoothQuant paper's figures).
  * The same seed gives the same tensor in the browser, in Node and in tests.
  */
+import { mulberry32 } from '../util/random.ts';
 export type SyntheticKind = 'gaussian' | 'laplace' | 'llm';
 
 export interface SyntheticSpec {
@@ -14,16 +15,6 @@ export interface SyntheticSpec {
   outlierChannels?: number;
 }
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function syntheticTensor(spec: SyntheticSpec): Float32Array {
   const { rows, cols } = spec;

@@ -18,6 +18,7 @@
  * parameter): meant for small models and for checking; large models run on the GPU.
  */
 import { CheckpointError, expectedTensors, numel, type LlamaCheckpoint, type LlamaConfig } from './model.ts';
+import { mulberry32 } from '../../util/random.ts';
 
 export interface LlamaCpuOptions {
   /** KV cache length; defaults to the model's seqLen. */
@@ -404,13 +405,3 @@ function sample(logits: Float32Array, temperature: number, random: () => number)
   return p.length - 1;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
