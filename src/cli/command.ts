@@ -16,6 +16,8 @@ export interface Command {
   /** Paragraphs printed between the synopsis and the option list. */
   description: string;
   options: OptionSpec[];
+  /** How many non-option arguments the command takes (model files); 0 when absent. */
+  maxPositionals?: number;
   /** Paragraphs printed after the option list (outputs, exit status, examples). */
   epilogue?: string;
   run(opts: ParsedOptions, io: CliIo): Promise<number>;

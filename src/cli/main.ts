@@ -8,10 +8,12 @@ import { readFileSync } from 'node:fs';
 import { GpuError } from '../gpu/errors.ts';
 import { CliError } from './cli-errors.ts';
 import { processIo, type CliIo, type Command } from './command.ts';
+import { generateCommand } from './commands/generate.ts';
+import { inspectCommand } from './commands/inspect.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { formatOptionList, parseOptions } from './options.ts';
 
-const COMMANDS: Command[] = [quantizeCommand];
+const COMMANDS: Command[] = [inspectCommand, generateCommand, quantizeCommand];
 
 function version(): string {
   try {
@@ -90,7 +92,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   }
   const prefix = `quantlab ${command.name}`;
   try {
-    const opts = parseOptions(rest, command.options, command.name);
+    const opts = parseOptions(rest, command.options, command.name, command.maxPositionals ?? 0);
     if (opts.help) {
       io.stdout(commandUsage(command));
       return 0;

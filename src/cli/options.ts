@@ -24,6 +24,8 @@ export class ParsedOptions {
     private readonly values: ReadonlyMap<string, string | true>,
     /** True when -h or --help was given. */
     readonly help: boolean,
+    /** Arguments that are not options (e.g. the model files of `quantlab inspect MODEL`). */
+    readonly positionals: readonly string[] = [],
   ) {}
 
   has(name: string): boolean {
@@ -78,14 +80,19 @@ export class ParsedOptions {
 }
 
 /** Parse argv (the arguments after the command name). Throws UsageError naming the first problem. */
-export function parseOptions(argv: readonly string[], specs: readonly OptionSpec[], command: string): ParsedOptions {
+export function parseOptions(argv: readonly string[], specs: readonly OptionSpec[], command: string, maxPositionals = 0): ParsedOptions {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values = new Map<string, string | true>();
+  const positionals: string[] = [];
   let help = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '-h' || arg === '--help') {
       help = true;
+      continue;
+    }
+    if (!arg.startsWith('--') && positionals.length < maxPositionals) {
+      positionals.push(arg);
       continue;
     }
     if (!arg.startsWith('--') || arg === '--') {
@@ -111,7 +118,7 @@ export function parseOptions(argv: readonly string[], specs: readonly OptionSpec
     }
     values.set(name, value);
   }
-  return new ParsedOptions(values, help);
+  return new ParsedOptions(values, help, positionals);
 }
 
 /** The option list of a help text, two columns, wrapped at 100 characters. */
