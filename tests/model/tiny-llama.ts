@@ -1,6 +1,7 @@
 /** Small random Llama-family models and file paths shared by the model tests. */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { concatBytes } from '../../src/model/formats/gguf-writer.ts';
 import { expectedTensors, type LlamaConfig } from '../../src/model/llama/model.ts';
 import { gaussian } from '../helpers/random.ts';
 
@@ -48,12 +49,5 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return d;
 }
 
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
+/** Joins encoder chunks into one file image (the writer's own helper). */
+export const concat = concatBytes;
