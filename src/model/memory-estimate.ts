@@ -47,6 +47,14 @@ export function kvCacheBytes(m: MemoryModel): number {
   return 2 * m.nLayers * m.contextLength * m.kvDim * 2 * (m.batch ?? 1);
 }
 
+/** Whether `totalBytes` fits each device after the runtime reserve, and by how much (GiB, negative when not). */
+export function deviceFits(totalBytes: number, devices: JetsonDevice[] = JETSON_DEVICES): MemoryRow['fits'] {
+  return devices.map((d) => {
+    const headroomGiB = d.memoryGiB - RUNTIME_RESERVE_GIB - totalBytes / GIB;
+    return { device: d.name, fits: headroomGiB >= 0, headroomGiB };
+  });
+}
+
 /** INT8 per-channel and INT4 g128 weights with fp16 scales (and 4-bit zeros for INT4). */
 export function estimateMemory(m: MemoryModel, devices: JetsonDevice[] = JETSON_DEVICES): MemoryRow[] {
   const kv = kvCacheBytes(m);
@@ -63,10 +71,7 @@ export function estimateMemory(m: MemoryModel, devices: JetsonDevice[] = JETSON_
       weightBytes: lin + other,
       kvCacheBytes: kv,
       totalBytes,
-      fits: devices.map((d) => {
-        const headroomGiB = d.memoryGiB - RUNTIME_RESERVE_GIB - totalBytes / GIB;
-        return { device: d.name, fits: headroomGiB >= 0, headroomGiB };
-      }),
+      fits: deviceFits(totalBytes, devices),
     };
   });
 }
