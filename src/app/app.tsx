@@ -2,7 +2,9 @@
 import { Header } from './components/header.tsx';
 import { SectionNav } from './components/section-nav.tsx';
 import { ComingSoonPage } from './pages/coming-soon-page.tsx';
+import { ModelPage } from './pages/model-page.tsx';
 import { PlaygroundPage } from './pages/playground-page.tsx';
+import { QuantizePage } from './pages/quantize-page.tsx';
 import { SECTIONS } from './sections.ts';
 import { useAppStore } from './store/index.ts';
 
@@ -19,7 +21,9 @@ export function App() {
         <div hidden={section.id !== 'playground'}>
           <PlaygroundPage />
         </div>
-        {section.id !== 'playground' && <ComingSoonPage section={section} step={index + 1} />}
+        {section.id === 'model' && <ModelPage />}
+        {section.id === 'quantize' && <QuantizePage />}
+        {section.coming && <ComingSoonPage section={section} step={index + 1} />}
       </main>
     </div>
   );

@@ -19,11 +19,7 @@ export const SECTIONS: Section[] = [
   {
     id: 'model',
     title: 'Model',
-    summary: 'Load the network to quantize.',
-    coming: [
-      'Open a model from disk, without uploading it anywhere: ONNX graphs, llama2.c checkpoints, GGUF files and Hugging Face safetensors.',
-      'You will see its layers, their shapes and dtypes, and which weights the later steps will quantize.',
-    ],
+    summary: 'Open the network to quantize: bundled models or your own ONNX, llama2.c, GGUF or safetensors files.',
   },
   {
     id: 'calibrate',
@@ -37,11 +33,7 @@ export const SECTIONS: Section[] = [
   {
     id: 'quantize',
     title: 'Quantize',
-    summary: 'Turn weights (and activations) into low-bit codes.',
-    coming: [
-      'Quantize every layer with round-to-nearest, SmoothQuant (move activation outliers into the weights) or AWQ (activation-aware scale and clip search for INT4 weights).',
-      'Bits, granularity and group size per layer, with the same kernels as the Playground.',
-    ],
+    summary: 'Quantize every weight of the model (round-to-nearest), see the error per layer, and run the quantized model.',
   },
   {
     id: 'evaluate',
@@ -61,7 +53,7 @@ export const SECTIONS: Section[] = [
   },
 ];
 
-export const DEFAULT_SECTION: SectionId = 'playground';
+export const DEFAULT_SECTION: SectionId = 'model';
 
 export function sectionFromHash(hash: string): SectionId | undefined {
   const id = hash.replace(/^#\/?/, '').split(/[/?]/)[0];

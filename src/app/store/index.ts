@@ -1,15 +1,17 @@
 /** The app store: one zustand store made of slices, holding only serialisable UI state. */
 import { create } from 'zustand';
 import { createDeviceSlice, type DeviceSlice } from './device-slice.ts';
+import { createModelSlice, type ModelSlice } from './model-slice.ts';
 import { createPlaygroundSlice, type PlaygroundSlice } from './playground-slice.ts';
 import { createRouteSlice, type RouteSlice } from './route-slice.ts';
 
-export type AppState = DeviceSlice & PlaygroundSlice & RouteSlice;
+export type AppState = DeviceSlice & PlaygroundSlice & RouteSlice & ModelSlice;
 
 export const useAppStore = create<AppState>()((...a) => ({
   ...createDeviceSlice(...a),
   ...createPlaygroundSlice(...a),
   ...createRouteSlice(...a),
+  ...createModelSlice(...a),
 }));
 
 export type AppStore = typeof useAppStore;

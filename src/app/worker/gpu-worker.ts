@@ -14,6 +14,7 @@ import type { ClipSweepPoint } from '../../quant/reference/metrics.ts';
 import { withProgress } from './progress-kernels.ts';
 import type { FromWorker, Progress, RequestMap, ToWorker, WorkerRequest } from './protocol.ts';
 import { loadTensor, type LoadedTensor } from './tensor-input.ts';
+import { ModelSession } from './model-session.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
@@ -24,6 +25,7 @@ let tensor: LoadedTensor | undefined;
 /** The analysis now running; the next analyze aborts it and waits for it to let go of the GPU. */
 let running: { controller: AbortController; done: Promise<unknown> } | undefined;
 const controllers = new Map<number, AbortController>();
+const session = new ModelSession();
 
 function post(msg: FromWorker, transfer: Transferable[] = []): void {
   scope.postMessage(msg, transfer);
@@ -48,11 +50,15 @@ function createContext(): Promise<GpuContext> {
   return pending;
 }
 
-async function kernels(): Promise<QuantKernels> {
+async function liveContext(): Promise<GpuContext> {
   context ??= createContext();
   const ctx = await context;
   ctx.assertAlive();
-  return new QuantKernels(ctx);
+  return ctx;
+}
+
+async function kernels(): Promise<QuantKernels> {
+  return new QuantKernels(await liveContext());
 }
 
 /** The typed arrays of an analysis, listed once each (two views of one buffer cannot both be transferred). */
@@ -153,6 +159,7 @@ async function handle(req: WorkerRequest, signal: AbortSignal): Promise<{ result
       context = undefined;
       running?.controller.abort();
       const oldCtx = await old?.catch(() => undefined);
+      session.dropEngine();
       oldCtx?.dispose();
       created = undefined;
       context = createContext();
@@ -169,6 +176,14 @@ async function handle(req: WorkerRequest, signal: AbortSignal): Promise<{ result
     case 'analyze': {
       const result = await analyze(req.payload, signal, progress, (a) => post({ type: 'partial', id: req.id, partial: a }, transferablesOf(a)));
       return { result };
+    }
+    case 'openModel':
+      return { result: await session.open(req.payload, signal, progress) };
+    case 'quantizeModel':
+      return { result: await session.quantize(await liveContext(), req.payload, signal, progress) };
+    case 'generate': {
+      const ctx = await liveContext();
+      return { result: await session.generate(ctx, req.payload, signal, progress, (p) => post({ type: 'partial', id: req.id, partial: p })) };
     }
     case 'loseDevice': {
       const ctx = await context;

@@ -8,6 +8,9 @@ import type { QuantConfig } from '../../quant/config.ts';
 import type { TensorAnalysis } from '../../quant/analyze.ts';
 import type { ClipSweepPoint } from '../../quant/reference/metrics.ts';
 import type { SyntheticSpec } from '../../quant/synthetic.ts';
+import type { BundledModelId } from '../../model/bundled.ts';
+import type { ModelDescription, QuantPlan } from '../../model/workspace.ts';
+import type { ModelQuantReport } from '../../quant/model-rtn.ts';
 
 /** A seeded synthetic tensor: the worker generates it, so only the spec crosses the thread boundary. */
 export interface SyntheticTensorSource {
@@ -40,6 +43,42 @@ export interface AnalyzePayload {
   ratios?: number[];
 }
 
+/** A model to open: a bundled one (the page resolves its URL) or the files the user picked or dropped. */
+export type ModelSource = { kind: 'bundled'; id: BundledModelId; url: string } | { kind: 'files'; files: File[] };
+
+export interface QuantizeModelRequest {
+  plan: QuantPlan;
+  /** Identifies the plan, so that results can say which plan they came from. */
+  planKey: string;
+}
+
+export interface GenerateRequest {
+  prompt: string;
+  tokens: number;
+  weights: 'original' | 'quantized';
+}
+
+export interface GenerationPartial {
+  text: string;
+  tokens: number;
+}
+
+export interface GenerationResult {
+  weights: 'original' | 'quantized';
+  /** The plan of the quantized weights used. */
+  planKey?: string;
+  prompt: string;
+  promptTokens: number;
+  tokens: number[];
+  /** The continuation (without the prompt). */
+  text: string;
+  prefillSeconds: number;
+  decodeSeconds: number;
+  prefillTokensPerSecond: number;
+  /** Decode steps after the first token per second; 0 when only one token was generated. */
+  decodeTokensPerSecond: number;
+}
+
 /** Request kinds, with their payload, result and (for some) partial result types. */
 export interface RequestMap {
   /** Create the GPU context (or return the existing one). */
@@ -53,6 +92,12 @@ export interface RequestMap {
    * clipping sweep as a partial result (its `sweep` is empty), then the sweep, by far the slowest kernel.
    */
   analyze: { payload: AnalyzePayload; partial: TensorAnalysis; result: { sweep: ClipSweepPoint[] } };
+  /** Open a model; the current one stays when this one fails. */
+  openModel: { payload: ModelSource; result: ModelDescription };
+  /** Whole-model RTN of the open model; progress per layer. The previous result stays when this one fails or is cancelled. */
+  quantizeModel: { payload: QuantizeModelRequest; result: ModelQuantReport };
+  /** Greedy generation with the original or the quantized weights; the text so far arrives as partial results. */
+  generate: { payload: GenerateRequest; partial: GenerationPartial; result: GenerationResult };
   /** Destroy the device as a driver reset would (for tests of the recovery path). */
   loseDevice: { payload: null; result: null };
 }

@@ -1,0 +1,221 @@
+/**
+ * The worker's model: the one the user opened (bundled or their own files), its RTN-quantized weights, and the
+ * WGSL Llama engine that generates text with either the original or the quantized weights. Every operation builds
+ * its result aside and swaps it in only when it succeeded: a file that fails to open, a cancelled quantization or
+ * a failed generation leaves the previous model, report and weights exactly as they were.
+ */
+import type { GpuContext } from '../../gpu/context.ts';
+import { CancelledError } from '../../gpu/errors.ts';
+import { blobByteSource, type ByteSource } from '../../model/formats/byte-source.ts';
+import { openBundledStories15M } from '../../model/formats/llama2c.ts';
+import { bundledModel } from '../../model/bundled.ts';
+import { argmax, LlamaGpu } from '../../model/llama/forward-gpu.ts';
+import { describeModel, ModelOpenError, openModel, planFunction, quantizableLayers, type ModelDescription, type ModelHandle } from '../../model/workspace.ts';
+import { QuantKernels } from '../../quant/gpu-kernels.ts';
+import { quantizeLayersRtn, type ModelQuantReport } from '../../quant/model-rtn.ts';
+import type { GenerateRequest, GenerationPartial, GenerationResult, ModelSource, Progress, QuantizeModelRequest } from './protocol.ts';
+
+const MB = 2 ** 20;
+
+/** Fetches a bundled model with download progress; the bytes stay in a Blob the loader reads by ranges. */
+async function download(url: string, name: string, signal: AbortSignal, progress: (p: Progress) => void): Promise<Blob> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal });
+  } catch (e) {
+    if (signal.aborted) throw new CancelledError('download cancelled');
+    throw new ModelOpenError(`${name}: could not download ${url}: ${(e as Error).message}`);
+  }
+  if (!res.ok) {
+    const body = (await res.text().catch(() => '')).slice(0, 200);
+    throw new ModelOpenError(`${name}: the server answered ${res.status} for ${url}${body ? ` (${body})` : ''}`);
+  }
+  const total = Number(res.headers.get('content-length')) || 0;
+  if (!res.body) return res.blob();
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let loaded = 0;
+  let lastReport = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      loaded += value.length;
+      if (loaded - lastReport > 2 * MB || (total && loaded === total)) {
+        lastReport = loaded;
+        progress({ stage: `downloading ${name}: ${(loaded / MB).toFixed(1)}${total ? ` of ${(total / MB).toFixed(1)}` : ''} MB`, fraction: total ? loaded / total : undefined });
+      }
+    }
+  } catch (e) {
+    if (signal.aborted) throw new CancelledError('download cancelled');
+    throw e;
+  }
+  if (total && loaded !== total) throw new ModelOpenError(`${name}: the download stopped at ${loaded} of ${total} bytes`);
+  return new Blob(parts as BlobPart[]);
+}
+
+interface Quantized {
+  planKey: string;
+  report: ModelQuantReport;
+  /** Fake-quantized (dequantized) weights of the quantized Llama layers, [out, in]. */
+  weights: Map<string, Float32Array>;
+}
+
+export class ModelSession {
+  private handle: ModelHandle | undefined;
+  private description: ModelDescription | undefined;
+  private quantized: Quantized | undefined;
+  private engine: { model: LlamaGpu; ctx: GpuContext; quantizedLayers: Set<string> } | undefined;
+  /** Model operations run one at a time (a generation must not read weights a quantization is replacing). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  open(source: ModelSource, signal: AbortSignal, progress: (p: Progress) => void): Promise<ModelDescription> {
+    return this.serial(async () => {
+      let handle: ModelHandle;
+      if (source.kind === 'bundled') {
+        const entry = bundledModel(source.id);
+        if (!entry) throw new ModelOpenError(`no bundled model named ${source.id}`);
+        const blob = await download(source.url, entry.title, signal, progress);
+        if (signal.aborted) throw new CancelledError();
+        progress({ stage: `reading ${entry.title}` });
+        const src = blobByteSource(blob, entry.fileName);
+        handle = entry.kind === 'llama' ? { kind: 'llama', name: entry.title, ckpt: await openBundledStories15M(src) } : await openModel([src], { name: entry.title });
+      } else {
+        if (source.files.length === 0) throw new ModelOpenError('no files were given');
+        progress({ stage: `reading ${source.files.map((f) => f.name).join(', ')}` });
+        const sources: ByteSource[] = source.files.map((f) => blobByteSource(f, f.name));
+        handle = await openModel(sources);
+      }
+      if (signal.aborted) throw new CancelledError();
+      const description = describeModel(handle);
+      // Only now does the new model replace the old one.
+      this.engine?.model.dispose();
+      this.engine = undefined;
+      this.quantized = undefined;
+      this.handle = handle;
+      this.description = description;
+      return description;
+    });
+  }
+
+  quantize(ctx: GpuContext, req: QuantizeModelRequest, signal: AbortSignal, progress: (p: Progress) => void): Promise<ModelQuantReport> {
+    return this.serial(async () => {
+      const { handle, description } = this.requireModel();
+      const planFor = planFunction(description, req.plan);
+      const layers = quantizableLayers(handle);
+      const weights = new Map<string, Float32Array>();
+      const kernels = new QuantKernels(ctx);
+      progress({ stage: 'starting', fraction: 0 });
+      const report = await quantizeLayersRtn(kernels, layers, planFor, {
+        signal,
+        onProgress: (done, total, name) => progress({ stage: `${name} (${done} of ${total})`, fraction: done / total }),
+        onWeights: handle.kind === 'llama' ? (layer, deq) => void weights.set(layer.name, deq) : undefined,
+      });
+      if (signal.aborted) throw new CancelledError();
+      this.quantized = { planKey: req.planKey, report, weights };
+      return report;
+    });
+  }
+
+  generate(
+    ctx: GpuContext,
+    req: GenerateRequest,
+    signal: AbortSignal,
+    progress: (p: Progress) => void,
+    partial: (p: GenerationPartial) => void,
+  ): Promise<GenerationResult> {
+    return this.serial(async () => {
+      const { handle } = this.requireModel();
+      if (handle.kind !== 'llama') throw new Error(`${handle.name} is an ONNX graph: text generation needs a Llama-family checkpoint`);
+      const tok = handle.ckpt.tokenizer;
+      if (!tok) throw new Error(`${handle.name} has no tokenizer this lab can read${handle.ckpt.tokenizerNote ? `: ${handle.ckpt.tokenizerNote}` : ''}`);
+      if (req.weights === 'quantized' && !this.quantized) throw new Error('quantize the model first');
+      const quantized = req.weights === 'quantized' ? this.quantized : undefined;
+      const engine = await this.ensureEngine(ctx, handle, signal, progress);
+      await this.useWeights(engine, quantized, handle, signal, progress);
+      const ids = tok.encode(req.prompt, { bos: true });
+      const cfg = handle.ckpt.config;
+      const n = Math.min(req.tokens, cfg.seqLen - ids.length);
+      if (n < 1) throw new Error(`the prompt is ${ids.length} tokens; the model's context is ${cfg.seqLen}`);
+      const model = engine.model;
+      model.reset();
+      progress({ stage: `prefill: ${ids.length} prompt tokens`, fraction: 0 });
+      const t0 = performance.now();
+      let logits = await model.forward(ids);
+      const t1 = performance.now();
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) {
+        if (signal.aborted) throw new CancelledError('generation cancelled');
+        const next = argmax(logits);
+        out.push(next);
+        partial({ text: tok.decode(out, ids.at(-1)), tokens: out.length });
+        progress({ stage: `token ${i + 1} of ${n}`, fraction: (i + 1) / n });
+        if (next === tok.eosId || model.pos >= cfg.seqLen) break;
+        if (i + 1 < n) logits = await model.forward([next]);
+      }
+      const t2 = performance.now();
+      const decodeSteps = Math.max(1, out.length - 1);
+      return {
+        weights: req.weights,
+        planKey: quantized?.planKey,
+        prompt: req.prompt,
+        promptTokens: ids.length,
+        tokens: out,
+        text: tok.decode(out, ids.at(-1)),
+        prefillSeconds: (t1 - t0) / 1000,
+        decodeSeconds: (t2 - t1) / 1000,
+        prefillTokensPerSecond: ids.length / ((t1 - t0) / 1000),
+        decodeTokensPerSecond: out.length > 1 ? decodeSteps / ((t2 - t1) / 1000) : 0,
+      };
+    });
+  }
+
+  private requireModel(): { handle: ModelHandle; description: ModelDescription } {
+    if (!this.handle || !this.description) throw new Error('no model is open: choose one on the Model page');
+    return { handle: this.handle, description: this.description };
+  }
+
+  private async ensureEngine(ctx: GpuContext, handle: ModelHandle & { kind: 'llama' }, signal: AbortSignal, progress: (p: Progress) => void) {
+    if (this.engine && this.engine.ctx === ctx) return this.engine;
+    this.engine?.model.dispose();
+    this.engine = undefined;
+    const model = await LlamaGpu.load(ctx, handle.ckpt, {
+      signal,
+      onProgress: (done, total, name) => progress({ stage: `uploading weights: ${name}`, fraction: done / total }),
+    });
+    this.engine = { model, ctx, quantizedLayers: new Set() };
+    return this.engine;
+  }
+
+  /** Puts the requested weights on the GPU: quantized ones where the run has them, the checkpoint's elsewhere. */
+  private async useWeights(engine: NonNullable<ModelSession['engine']>, q: Quantized | undefined, handle: ModelHandle & { kind: 'llama' }, signal: AbortSignal, progress: (p: Progress) => void) {
+    const want = q?.weights ?? new Map<string, Float32Array>();
+    const names = new Set([...engine.quantizedLayers, ...want.keys()]);
+    let i = 0;
+    for (const name of names) {
+      if (signal.aborted) throw new CancelledError();
+      progress({ stage: `${q ? 'quantized' : 'original'} weights: ${name}`, fraction: i++ / names.size });
+      const w = want.get(name);
+      // The engine's copy of this layer is marked unknown until the write has happened.
+      engine.quantizedLayers.delete(name);
+      if (w) {
+        engine.model.setWeight(name, w);
+        engine.quantizedLayers.add(name);
+      } else {
+        engine.model.setWeight(name, await handle.ckpt.loadTensor(name));
+      }
+    }
+  }
+
+  /** The device went away: the engine's buffers went with it. */
+  dropEngine(): void {
+    this.engine = undefined;
+  }
+}
