@@ -7,7 +7,11 @@ test('a browser without navigator.gpu gets the WebGPU-unavailable message', asyn
     delete (Navigator.prototype as unknown as { gpu?: unknown }).gpu;
   });
   await page.goto('/');
-  await expect(page).toHaveURL(/#\/playground$/);
+  // The lab opens on the model picker; models can be opened and inspected without a GPU.
+  await expect(page).toHaveURL(/#\/model$/);
+  await expect(page.getByTestId('webgpu-unavailable')).toBeVisible();
+  await expect(page.getByTestId('open-stories15M')).toBeEnabled();
+  await page.getByTestId('tab-playground').click();
   const banner = page.getByTestId('webgpu-unavailable');
   await expect(banner).toBeVisible();
   await expect(banner).toContainText('WebGPU is not available');

@@ -37,7 +37,7 @@ function readFields(r: WireReader, where: () => string, names: Record<number, st
     const start = r.pos;
     let field = 0;
     try {
-      const tag = r.varint();
+      const tag = r.tag();
       field = Math.floor(tag / 8);
       const wire = tag & 7;
       if (field === 0) throw new WireError(`invalid field number 0 at byte ${start}`, start);
@@ -142,7 +142,11 @@ class Grow<T extends Float32Array | Float64Array | Int32Array | BigInt64Array | 
   }
 }
 
-/** Copies a little-endian packed fixed-width payload into its own (aligned) buffer. */
+/**
+ * Copies a little-endian packed fixed-width payload (float_data, double_data) into its own (aligned) buffer:
+ * the payload comes from protobufjs's Reader.bytes(), and its IEEE values are taken as one block rather
+ * than through Reader.floats() (a number[] first), which measured about half as fast on 4 MiB of floats.
+ */
 function packedFixed<T>(bytes: Uint8Array, size: number, make: (b: ArrayBuffer) => T, field: number): T {
   if (bytes.length % size !== 0) throw new WireError(`packed field ${field} has ${bytes.length} bytes, not a multiple of ${size}`, 0);
   return make(bytes.slice().buffer);

@@ -1,14 +1,30 @@
 /**
- * Protocol Buffers wire format, read and written by hand (https://protobuf.dev/programming-guides/encoding/):
- * every field is a varint tag (field number << 3 | wire type) followed by a varint, a fixed 4 or 8 byte
- * value, or a varint length and that many bytes (strings, bytes, nested messages, packed repeated scalars).
+ * Protocol Buffers wire format (https://protobuf.dev/programming-guides/encoding/) on top of protobufjs's
+ * minimal runtime (`protobufjs/minimal`): its Reader and Writer encode and decode every wire-level value
+ * here (tags, varints including 10-byte negative int64s, fixed32/fixed64, floats and doubles, length
+ * prefixes, strings, bytes, skipping fields), and its RangeErrors become WireErrors below.
  *
- * Hand-written rather than generated because ONNX needs little of protobuf (no groups, no maps, no oneof
- * logic beyond "last one wins") and because a model loader wants three things a generic runtime does not
- * give: tensor bytes as zero-copy views of the file, errors that say which field of which message the
- * data stopped making sense in, and a writer that does not copy gigabytes of weights twice.
+ * What stays hand-written is the ONNX schema: decode.ts and serialize.ts map the field numbers of
+ * onnx.proto to OnnxModel, message by message, instead of using generated or reflected protobufjs types,
+ * because a model loader wants three things a generated decoder does not give: tensor bytes as zero-copy
+ * views of the file (protobufjs's Reader.bytes() returns a subarray of a Uint8Array input), errors naming
+ * the field of the message the data stopped making sense in ("graph.initializer[3] "w".raw_data"), and
+ * unknown fields kept verbatim so a model is written back byte for byte.
+ *
+ * The writer uses protobufjs's Writer for every value and length prefix, but keeps the message as a list
+ * of byte runs: a nested message is written into its own writer and adopted by its parent with its
+ * length known up front, and payloads of 4 KiB or more (tensor raw_data) stay views of the caller's
+ * arrays, so a tensor's bytes are copied once, into the final array. protobufjs's own nesting
+ * (fork()/ldelim()) would copy each tensor into one growing buffer that doubles as it goes, then move it
+ * again for every enclosing message whose length prefix outgrows its one reserved byte (tensor, graph),
+ * then copy it once more in finish(): several copies and about three times the model's size in memory.
+ *
+ * 64-bit values come back as numbers when they are safe integers and bigints otherwise. protobufjs
+ * returns 64-bit values as `Long` objects when its `long` dependency loaded and as (lossy) numbers when
+ * it did not; module setup below makes sure it is the former, so results never depend on that package.
  * No Node imports: the browser bundle uses this module as is.
  */
+import { Reader, Writer, configure as configureProtobuf, util as protobufUtil } from 'protobufjs/minimal.js';
 
 export const WIRE_VARINT = 0;
 export const WIRE_I64 = 1;
@@ -36,49 +52,158 @@ export class WireError extends Error {
   }
 }
 
-const utf8Decoder = new TextDecoder('utf-8');
-const utf8Encoder = new TextEncoder();
+// ---------------------------------------------------------------------------------------------
+// 64-bit values
+
+/** The shape protobufjs gives 64-bit values in (long.js's Long, or the stand-in below). */
+interface LongBitsLike {
+  low: number;
+  high: number;
+  unsigned: boolean;
+}
+
+/** Minimal stand-in for long.js's Long: all that protobufjs's minimal Reader and Writer use of it. */
+class PlainLong implements LongBitsLike {
+  constructor(
+    public low: number,
+    public high: number,
+    public unsigned: boolean,
+  ) {}
+  static isLong(x: unknown): boolean {
+    return x instanceof PlainLong;
+  }
+  static fromString(s: string, unsigned = false): PlainLong {
+    const u = BigInt.asUintN(64, BigInt(s));
+    return new PlainLong(Number(u & 0xffffffffn) | 0, Number(u >> 32n) | 0, unsigned);
+  }
+}
+
+/**
+ * protobufjs decides at load time how its Reader returns 64-bit values: `Long` objects when it found the
+ * `long` package, numbers (rounded above 2^53) otherwise. Give it a Long class when it has none, so an
+ * int64 like INT64_MAX (Slice ends, say) always reads back exactly.
+ */
+if (!protobufUtil.Long) {
+  protobufUtil.Long = PlainLong;
+  configureProtobuf();
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+
+/** The 64 bits of a value protobufjs read, unsigned. */
+function unsignedBits(v: LongBitsLike | number): bigint {
+  if (typeof v === 'number') {
+    // Only reachable if someone reconfigured protobufjs without a Long class after this module loaded.
+    if (!Number.isSafeInteger(v)) throw new WireError(`64-bit value ${v} was rounded by protobufjs (no Long class configured)`, 0);
+    return BigInt.asUintN(64, BigInt(v));
+  }
+  return (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+}
+
+function safeOrBig(big: bigint): number | bigint {
+  return big >= MIN_SAFE && big <= MAX_SAFE ? Number(big) : big;
+}
+
+/** A bigint as the Long-like object protobufjs's Writer takes (handed a bigint, it would silently write 0). */
+function longOf(v: bigint): LongBitsLike {
+  const u = BigInt.asUintN(64, v);
+  return { low: Number(u & 0xffffffffn) | 0, high: Number(u >> 32n) | 0, unsigned: true };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reader
 
 /** Sequential reader over buf[pos, end). `clamped` is set on readers of a message the data ends inside. */
 export class WireReader {
+  /** protobufjs's reader over the same bytes; its `len` is our `end`, positions are absolute in `buf`. */
+  private readonly r: Reader;
+
   constructor(
     readonly buf: Uint8Array,
-    public pos: number,
+    pos: number,
     readonly end: number,
     readonly clamped = false,
-  ) {}
-
-  get done(): boolean {
-    return this.pos >= this.end;
+  ) {
+    const r = new Reader(buf);
+    r.pos = pos;
+    r.len = end;
+    this.r = r;
   }
 
-  private endsEarly(what: string, need: number): WireError {
-    const left = this.end - this.pos;
+  get pos(): number {
+    return this.r.pos;
+  }
+
+  set pos(p: number) {
+    this.r.pos = p;
+  }
+
+  get done(): boolean {
+    return this.r.pos >= this.end;
+  }
+
+  private endsEarly(what: string, need: number, at = this.r.pos): WireError {
+    const left = this.end - at;
     return new WireError(
-      `the data ends inside ${what}: it needs ${need} byte${need === 1 ? '' : 's'} at byte ${this.pos}, only ${left} remain (file truncated?)`,
-      this.pos,
+      `the data ends inside ${what}: it needs ${need} byte${need === 1 ? '' : 's'} at byte ${at}, only ${left} remain (file truncated?)`,
+      at,
       true,
     );
   }
 
-  /** Varint as a JavaScript number; exact up to 2^53, throws above (tags, lengths, enums, small ints). */
-  varint(): number {
-    const buf = this.buf;
-    let result = 0;
-    let mul = 1;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw this.endsEarly('a varint', 1);
-      const b = buf[this.pos++];
-      result += (b & 0x7f) * mul;
-      if (b < 0x80) {
-        if (result > Number.MAX_SAFE_INTEGER) {
-          throw new WireError(`varint ${result} at byte ${this.pos} is too large for a length or count`, this.pos);
-        }
-        return result;
+  /**
+   * A protobufjs error as a WireError. Its RangeError ("index out of range") means the data ended inside
+   * the value read from `start`: `need` bytes of a fixed-width value, a varint (need 0: it ran to the
+   * end), or, when need is undefined, a length-prefixed payload whose length is read again here.
+   */
+  private failed(e: unknown, what: string, start: number, need?: number): WireError {
+    if (e instanceof WireError) return e;
+    if (!(e instanceof Error)) throw e;
+    if (e instanceof RangeError) {
+      if (need === 0) return this.endsEarly(what, 1, this.end);
+      if (need !== undefined) return this.endsEarly(what, need, start);
+      const r = this.r;
+      r.pos = start;
+      let len: number | undefined;
+      try {
+        len = r.size();
+      } catch {
+        // the length itself is cut off
       }
-      mul *= 128;
+      return len === undefined ? this.endsEarly('a varint', 1, this.end) : this.endsEarly(what, len, r.pos);
     }
-    throw new WireError(`malformed varint at byte ${this.pos - 10} (more than 10 bytes)`, this.pos - 10);
+    if (/invalid tag encoding/.test(e.message)) return new WireError(`invalid field tag at byte ${start} (field number over 2^29)`, start);
+    if (/invalid varint encoding/.test(e.message)) return new WireError(`malformed varint at byte ${start} (more than 10 bytes)`, start);
+    if (/invalid length encoding/.test(e.message)) return new WireError(`length at byte ${start} is 2 GiB or more, over protobuf's limit`, start);
+    return new WireError(`${e.message} at byte ${start}`, start);
+  }
+
+  /** Varint as a JavaScript number; exact up to 2^53, throws above (lengths, enums, small ints). */
+  varint(): number {
+    const r = this.r;
+    const start = r.pos;
+    try {
+      const v = r.uint32();
+      if (r.pos - start <= 4) return v; // at most 28 bits: exact
+      r.pos = start;
+      const big = unsignedBits(r.uint64());
+      if (big > MAX_SAFE) throw new WireError(`varint ${big} at byte ${start} is too large for a length or count`, start);
+      return Number(big);
+    } catch (e) {
+      throw this.failed(e, 'a varint', start, 0);
+    }
+  }
+
+  /** A field tag (field number << 3 | wire type). */
+  tag(): number {
+    const r = this.r;
+    const start = r.pos;
+    try {
+      return r.tag();
+    } catch (e) {
+      throw this.failed(e, 'a varint', start, 0);
+    }
   }
 
   /**
@@ -86,74 +211,72 @@ export class WireReader {
    * two's complement on the wire.
    */
   int64(): number | bigint {
-    const start = this.pos;
-    const buf = this.buf;
-    // Fast path: up to 7 bytes hold at most 49 bits, always safe and non-negative.
-    let small = 0;
-    let mul = 1;
-    for (let i = 0; i < 7; i++) {
-      if (this.pos >= this.end) throw this.endsEarly('a varint', 1);
-      const b = buf[this.pos++];
-      small += (b & 0x7f) * mul;
-      if (b < 0x80) return small;
-      mul *= 128;
+    const r = this.r;
+    const start = r.pos;
+    try {
+      const v = r.uint32();
+      if (r.pos - start <= 4) return v; // fast path: at most 28 bits, non-negative
+      r.pos = start;
+      return safeOrBig(BigInt.asIntN(64, unsignedBits(r.int64())));
+    } catch (e) {
+      throw this.failed(e, 'a varint', start, 0);
     }
-    this.pos = start;
-    const big = BigInt.asIntN(64, this.varint64Bits());
-    return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
   }
 
   /** uint64 varint: a number when safe, otherwise a bigint. */
   uint64(): number | bigint {
-    const big = this.varint64Bits();
-    return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+    return safeOrBig(this.varint64Bits());
   }
 
   /** The raw 64 bits of a varint, unsigned. */
   varint64Bits(): bigint {
-    const buf = this.buf;
-    let result = 0n;
-    let shift = 0n;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw this.endsEarly('a varint', 1);
-      const b = buf[this.pos++];
-      result |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return BigInt.asUintN(64, result);
-      shift += 7n;
+    const r = this.r;
+    const start = r.pos;
+    try {
+      const v = r.uint32();
+      if (r.pos - start <= 4) return BigInt(v);
+      r.pos = start;
+      return unsignedBits(r.uint64());
+    } catch (e) {
+      throw this.failed(e, 'a varint', start, 0);
     }
-    throw new WireError(`malformed varint at byte ${this.pos - 10} (more than 10 bytes)`, this.pos - 10);
   }
 
   float32(): number {
-    if (this.end - this.pos < 4) throw this.endsEarly('a float', 4);
-    const b = this.buf;
-    const p = this.pos;
-    this.pos += 4;
-    scratchU8[0] = b[p];
-    scratchU8[1] = b[p + 1];
-    scratchU8[2] = b[p + 2];
-    scratchU8[3] = b[p + 3];
-    return scratchF32[0];
+    const start = this.r.pos;
+    try {
+      return this.r.float();
+    } catch (e) {
+      throw this.failed(e, 'a float', start, 4);
+    }
   }
 
   float64(): number {
-    if (this.end - this.pos < 8) throw this.endsEarly('a double', 8);
-    for (let i = 0; i < 8; i++) scratchU8[i] = this.buf[this.pos + i];
-    this.pos += 8;
-    return scratchF64[0];
+    const start = this.r.pos;
+    try {
+      return this.r.double();
+    } catch (e) {
+      throw this.failed(e, 'a double', start, 8);
+    }
   }
 
   /** A length-delimited payload as a view of the buffer (no copy). */
   bytes(what = 'a length-delimited field'): Uint8Array {
-    const len = this.varint();
-    if (len > this.end - this.pos) throw this.endsEarly(what, len);
-    const out = this.buf.subarray(this.pos, this.pos + len);
-    this.pos += len;
-    return out;
+    const start = this.r.pos;
+    try {
+      return this.r.bytes();
+    } catch (e) {
+      throw this.failed(e, what, start);
+    }
   }
 
   string(): string {
-    return utf8Decoder.decode(this.bytes('a string'));
+    const start = this.r.pos;
+    try {
+      return this.r.string();
+    } catch (e) {
+      throw this.failed(e, 'a string', start);
+    }
   }
 
   /**
@@ -162,38 +285,47 @@ export class WireReader {
    * goes on inside and the error names the innermost field the data ends in.
    */
   message(): WireReader {
-    const len = this.varint();
-    const start = this.pos;
+    const r = this.r;
+    const at = r.pos;
+    let len: number;
+    try {
+      len = r.size();
+    } catch (e) {
+      throw this.failed(e, 'a varint', at, 0);
+    }
+    const start = r.pos;
     if (len > this.end - start) {
-      this.pos = this.end;
+      r.pos = this.end;
       return new WireReader(this.buf, start, this.end, true);
     }
-    this.pos = start + len;
+    r.pos = start + len;
     return new WireReader(this.buf, start, start + len);
   }
 
   /** Skip one field's payload of the given wire type. */
   skip(wire: number, field: number): void {
-    switch (wire) {
-      case WIRE_VARINT:
-        this.varint64Bits();
-        return;
-      case WIRE_I64:
-        if (this.end - this.pos < 8) throw this.endsEarly('a fixed64 field', 8);
-        this.pos += 8;
-        return;
-      case WIRE_LEN: {
-        const len = this.varint();
-        if (len > this.end - this.pos) throw this.endsEarly(`field ${field}`, len);
-        this.pos += len;
-        return;
+    const r = this.r;
+    const start = r.pos;
+    try {
+      switch (wire) {
+        case WIRE_VARINT:
+          r.uint32(); // reads (and checks) the whole varint, up to 10 bytes
+          return;
+        case WIRE_I64:
+          r.skip(8);
+          return;
+        case WIRE_LEN:
+          r.skip(r.size());
+          return;
+        case WIRE_I32:
+          r.skip(4);
+          return;
+        default:
+          throw new WireError(`field ${field} has wire type ${wireTypeName(wire)}, which ONNX never uses`, start);
       }
-      case WIRE_I32:
-        if (this.end - this.pos < 4) throw this.endsEarly('a fixed32 field', 4);
-        this.pos += 4;
-        return;
-      default:
-        throw new WireError(`field ${field} has wire type ${wireTypeName(wire)}, which ONNX never uses`, this.pos);
+    } catch (e) {
+      if (wire === WIRE_LEN) throw this.failed(e, `field ${field}`, start);
+      throw this.failed(e, wire === WIRE_VARINT ? 'a varint' : `a ${wireTypeName(wire)} field`, start, wire === WIRE_VARINT ? 0 : wire === WIRE_I64 ? 8 : 4);
     }
   }
 
@@ -222,12 +354,6 @@ export class WireReader {
   }
 }
 
-const EMPTY = new Uint8Array(0);
-const scratch = new ArrayBuffer(8);
-const scratchU8 = new Uint8Array(scratch);
-const scratchF32 = new Float32Array(scratch);
-const scratchF64 = new Float64Array(scratch);
-
 /** Throws unless the field came with the wire type its declaration implies. */
 export function expectWire(actual: number, expected: number, field: number, pos: number): void {
   if (actual !== expected) {
@@ -238,68 +364,62 @@ export function expectWire(actual: number, expected: number, field: number, pos:
 // ---------------------------------------------------------------------------------------------
 // Writer
 
-/** Appended payloads at least this long are kept as views instead of copied into the scratch buffer. */
+/** Appended payloads at least this long are kept as views instead of copied into the current run. */
 const KEEP_AS_VIEW = 4096;
 
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8');
+/** A UTF-16 surrogate without its pair: TextEncoder writes U+FFFD for it, protobufjs invalid UTF-8. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /**
- * Builds a message as a list of byte runs. Nested messages are written into their own writer and then
- * adopted by the parent (their runs are moved, not copied), so a tensor's bytes are copied once, in
- * `finish()`.
+ * Builds a message as a list of byte runs. Values go through a protobufjs Writer (the current run); nested
+ * messages are written into their own WireWriter and then adopted by the parent (their runs are moved, not
+ * copied), and large payloads stay views, so a tensor's bytes are copied once, in `finish()`.
  */
 export class WireWriter {
   private parts: Uint8Array[] = [];
   private partsLength = 0;
-  /** Scratch space; flushed runs are views of its start, writing continues in the rest. */
-  private buf: Uint8Array = EMPTY;
-  private pos = 0;
-  private allocSize = 64;
+  /** The current run, created on first use. */
+  private w: Writer | null = null;
 
   get length(): number {
-    return this.partsLength + this.pos;
+    return this.partsLength + (this.w ? this.w.pos : 0);
   }
 
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    this.flush();
-    this.allocSize = Math.min(1 << 16, this.allocSize * 2);
-    this.buf = new Uint8Array(Math.max(n, this.allocSize));
+  private run(): Writer {
+    return (this.w ??= new Writer());
   }
 
+  /** Ends the current run: a view of the protobufjs Writer's buffer, which nothing writes to again. */
   private flush(): void {
-    if (this.pos === 0) return;
-    this.parts.push(this.buf.subarray(0, this.pos));
-    this.partsLength += this.pos;
-    this.buf = this.buf.subarray(this.pos);
-    this.pos = 0;
+    const w = this.w;
+    if (!w) return;
+    this.w = null;
+    if (w.pos === 0) return;
+    this.parts.push(w.finish(true));
+    this.partsLength += w.pos;
   }
 
   varint(n: number): void {
     if (!(n >= 0) || !Number.isSafeInteger(n)) throw new RangeError(`cannot write ${n} as an unsigned varint`);
-    this.ensure(10);
-    while (n >= 0x80) {
-      this.buf[this.pos++] = (n % 128) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    this.buf[this.pos++] = n;
+    if (n <= 0xffffffff) this.run().uint32(n);
+    else this.run().uint64(n);
   }
 
   /** int64 / uint64 varint from a number or bigint (negative values as 10-byte two's complement). */
   varint64(v: number | bigint): void {
-    if (typeof v === 'number' && v >= 0) {
-      this.varint(v);
+    if (typeof v === 'number') {
+      if (v >= 0) this.varint(v);
+      else if (Number.isInteger(v)) this.run().int64(v);
+      else throw new RangeError(`cannot write ${v} as an int64 varint`);
       return;
     }
-    let big = BigInt.asUintN(64, BigInt(v));
-    this.ensure(10);
-    while (big >= 0x80n) {
-      this.buf[this.pos++] = Number(big & 0x7fn) | 0x80;
-      big >>= 7n;
-    }
-    this.buf[this.pos++] = Number(big);
+    this.run().uint64(longOf(v));
   }
 
   tag(field: number, wire: number): void {
-    this.varint(field * 8 + wire);
+    this.run().uint32(field * 8 + wire);
   }
 
   rawBytes(data: Uint8Array): void {
@@ -309,21 +429,15 @@ export class WireWriter {
       this.partsLength += data.length;
       return;
     }
-    this.ensure(data.length);
-    this.buf.set(data, this.pos);
-    this.pos += data.length;
+    this.run().raw(data);
   }
 
   float32(v: number): void {
-    scratchF32[0] = v;
-    this.ensure(4);
-    for (let i = 0; i < 4; i++) this.buf[this.pos++] = scratchU8[i];
+    this.run().float(v);
   }
 
   float64(v: number): void {
-    scratchF64[0] = v;
-    this.ensure(8);
-    for (let i = 0; i < 8; i++) this.buf[this.pos++] = scratchU8[i];
+    this.run().double(v);
   }
 
   // Field helpers -------------------------------------------------------------------------------
@@ -340,12 +454,21 @@ export class WireWriter {
 
   bytesField(field: number, data: Uint8Array): void {
     this.tag(field, WIRE_LEN);
+    if (data.length < KEEP_AS_VIEW) {
+      this.run().bytes(data);
+      return;
+    }
     this.varint(data.length);
     this.rawBytes(data);
   }
 
   stringField(field: number, s: string): void {
-    this.bytesField(field, utf8Encoder.encode(s));
+    if (LONE_SURROGATE.test(s)) {
+      this.bytesField(field, utf8Encoder.encode(s));
+      return;
+    }
+    this.tag(field, WIRE_LEN);
+    this.run().string(s);
   }
 
   /** Writes `child` as a nested message and empties it. */
