@@ -1,5 +1,6 @@
 /** The app shell: header, section tabs, and the open section. */
 import { Header } from './components/header.tsx';
+import { DeviceBanner } from './components/playground/device-banner.tsx';
 import { SectionNav } from './components/section-nav.tsx';
 import { ComingSoonPage } from './pages/coming-soon-page.tsx';
 import { ModelPage } from './pages/model-page.tsx';
@@ -17,6 +18,7 @@ export function App() {
       <Header />
       <SectionNav />
       <main className="app-main">
+        {section.coming ? null : <DeviceBanner />}
         {/* Kept mounted while hidden: leaving and coming back must not lose the charts. */}
         <div hidden={section.id !== 'playground'}>
           <PlaygroundPage />

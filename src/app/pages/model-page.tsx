@@ -8,7 +8,6 @@ import { BUNDLED_MODELS } from '../../model/bundled.ts';
 import type { ModelDescription } from '../../model/workspace.ts';
 import { MemoryTable } from '../components/model/memory-table.tsx';
 import { OpStatus } from '../components/model/op-status.tsx';
-import { DeviceBanner } from '../components/playground/device-banner.tsx';
 import { useModelEngine } from '../engine-context.ts';
 import { fmtBytes, fmtInt } from '../format.ts';
 import { useFileDrop } from '../hooks/use-file-drop.ts';
@@ -252,7 +251,6 @@ export function ModelPage() {
         <h2>Model</h2>
         <p>Open the network to quantize. The lab reads its layers in your browser and shows which weights the later steps act on and what the model needs on a Jetson.</p>
       </div>
-      <DeviceBanner />
       <ModelPicker disabled={false} />
       {d && (
         <>

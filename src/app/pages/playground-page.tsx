@@ -1,7 +1,6 @@
 /** The Playground: pick a tensor and a quantizer on the left, read the error and see why on the right. */
 import { useState } from 'react';
 import { AbsmaxChart } from '../components/playground/absmax-chart.tsx';
-import { DeviceBanner } from '../components/playground/device-banner.tsx';
 import { HistogramChart } from '../components/playground/histogram-chart.tsx';
 import { MetricsPanel } from '../components/playground/metrics-panel.tsx';
 import { QuantizerCard } from '../components/playground/quantizer-card.tsx';
@@ -28,7 +27,6 @@ export function PlaygroundPage() {
         <h2>Playground</h2>
         <p>Quantize one tensor and see what it costs: the error, the grid the values land on, the trade between clipping and rounding, and the outlier channels that make low bit widths hard.</p>
       </div>
-      <DeviceBanner />
       <div className="playground-grid">
         <aside className="controls">
           <TensorSourceCard disabled={disabled} />

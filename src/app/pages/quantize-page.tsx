@@ -12,7 +12,6 @@ import { ErrorHeatmap } from '../components/model/error-heatmap.tsx';
 import { LayerTable } from '../components/model/layer-table.tsx';
 import { MemoryTable } from '../components/model/memory-table.tsx';
 import { OpStatus } from '../components/model/op-status.tsx';
-import { DeviceBanner } from '../components/playground/device-banner.tsx';
 import { Segmented } from '../components/segmented.tsx';
 import { currentPlan } from '../engine/model-engine.ts';
 import { useModelEngine } from '../engine-context.ts';
@@ -274,7 +273,6 @@ export function QuantizePage() {
         <h2>Quantize</h2>
         <p>Quantize every weight of the model with round-to-nearest on your GPU, see where the error lands, and run the quantized model.</p>
       </div>
-      <DeviceBanner />
       {!d ? (
         <section className="card" data-testid="no-model">
           <p>
