@@ -21,12 +21,30 @@ import { syntheticTensor } from '../src/quant/synthetic.ts';
 
 /** Row length of the benchmark tensors: a typical LLM hidden size. */
 export const COLS = 4096;
-const WG = 256;
 const STATS_BYTES = 32;
 const QPARAMS_BYTES = 16;
-/** Mirrors of src/quant/gpu-kernels.ts's dispatch constants, for the byte models of the partial buffers. */
-const ELEMS_PER_WG = 4096;
-const SWEEP_EPT = 8;
+/**
+ * Mirrors of src/quant/gpu-kernels.ts's dispatch constants, for the byte models of the partial buffers
+ * (tests/bench/cases.test.ts reads gpu-kernels.ts and fails when they drift apart).
+ */
+export const DISPATCH = {
+  /** Threads per workgroup of every quantization kernel (and of the bench's copy kernel). */
+  WG: 256,
+  /** Elements per workgroup of error-metrics (one 16-byte partial each) and, times 4, of abs-histogram. */
+  ELEMS_PER_WG: 32768,
+  /** Elements per thread of the clip sweep: one 8-byte partial per ratio per WG * SWEEP_EPT elements. */
+  SWEEP_EPT: 32,
+  /** Groups longer than this (when there are fewer than STATS_CHUNK_MAX_GROUPS) are reduced in chunks of this many elements, then combined. */
+  STATS_CHUNK: 16384,
+  STATS_CHUNK_MAX_GROUPS: 2048,
+  /** Column statistics: chunks of max(COL_MIN_ROWS, ceil(rows / COL_MAX_CHUNKS)) rows. */
+  COL_MIN_ROWS: 64,
+  COL_MAX_CHUNKS: 1024,
+} as const;
+const { WG, ELEMS_PER_WG, SWEEP_EPT, STATS_CHUNK, STATS_CHUNK_MAX_GROUPS, COL_MIN_ROWS, COL_MAX_CHUNKS } = DISPATCH;
+
+/** Every kernel Fixture.cases() measures, in run order (copy first): what `--only` words are matched against. */
+export const KERNEL_NAMES = ['copy', 'group-stats', 'column-stats', 'abs-histogram', 'qparams', 'quantize', 'dequantize', 'fake-quantize', 'error-metrics', 'clip-sweep'] as const;
 
 export const INT4_ASYM_G128: QuantConfig = { bits: 4, granularity: 'group', groupSize: 128, scheme: 'asym' };
 export const INT4_ASYM_G32: QuantConfig = { bits: 4, granularity: 'group', groupSize: 32, scheme: 'asym' };
@@ -90,7 +108,23 @@ export function encodeGroupStats(s: GroupStats): ArrayBuffer {
   return raw;
 }
 
-/** One size's tensor, on the CPU and on the GPU, with every kernel's prepared inputs. */
+/** The partial buffers of the reductions at n elements, as QuantKernels dispatches them (see DISPATCH). */
+export function partials(n: number, rows = n / COLS): { statsChunks: number; statsChunked: boolean; colRowsPerChunk: number; colChunks: number; metricWgs: number; sweepBlocks: number } {
+  // Per-tensor statistics: one group of n elements, chunked when longer than STATS_CHUNK.
+  const numGroups = 1;
+  const statsChunked = n > STATS_CHUNK && numGroups < STATS_CHUNK_MAX_GROUPS;
+  const colRowsPerChunk = Math.max(COL_MIN_ROWS, Math.ceil(rows / COL_MAX_CHUNKS));
+  return {
+    statsChunked,
+    statsChunks: statsChunked ? Math.ceil(n / STATS_CHUNK) : 1,
+    colRowsPerChunk,
+    colChunks: Math.ceil(rows / colRowsPerChunk),
+    metricWgs: Math.max(1, Math.ceil(n / ELEMS_PER_WG)),
+    sweepBlocks: Math.max(1, Math.ceil(n / (WG * SWEEP_EPT))),
+  };
+}
+
+/** One size's tensor, on the CPU and on the GPU, with every kernel's prepared inputs (only the copy case's without `prepare`). */
 export class Fixture {
   readonly rows: number;
   readonly layouts: { tensor: GroupLayout; channel: GroupLayout; g32: GroupLayout; g128: GroupLayout };
@@ -103,6 +137,8 @@ export class Fixture {
     readonly k: QuantKernels,
     readonly n: number,
     readonly x: Float32Array,
+    /** False: only the copy case, nothing computed beforehand (`--only model`). */
+    readonly prepared: boolean,
   ) {
     this.rows = n / COLS;
     const shape = [this.rows, COLS];
@@ -124,13 +160,29 @@ export class Fixture {
   /**
    * Build the tensor and the statistics, parameters, codes and fake-quantized tensor the cases read.
    * They come from the CPU reference (the spec; the kernel tests hold the GPU results equal to it) and
-   * are uploaded: on a software adapter the CPU is many times faster than the GPU at this.
+   * are uploaded: on a software adapter the CPU is many times faster than the GPU at this. Without
+   * `prepare` only the copy case is available and none of this is computed.
    */
-  static async create(ctx: GpuContext, n: number, seed = 1): Promise<Fixture> {
+  static async create(ctx: GpuContext, n: number, opts: { seed?: number; prepare?: boolean } = {}): Promise<Fixture> {
     if (n % COLS !== 0) throw new RangeError(`size ${n} is not a multiple of ${COLS}`);
-    const x = syntheticTensor({ kind: 'llm', rows: n / COLS, cols: COLS, seed });
-    const f = new Fixture(new QuantKernels(ctx), n, x);
+    const prepare = opts.prepare ?? true;
+    const x = syntheticTensor({ kind: 'llm', rows: n / COLS, cols: COLS, seed: opts.seed ?? 1 });
+    const f = new Fixture(new QuantKernels(ctx), n, x, prepare);
     const { held, layouts: L } = f;
+    const up = (data: ArrayBufferView | ArrayBuffer, what: string) => {
+      const b = ctx.upload(data instanceof ArrayBuffer ? new Uint8Array(data) : data, what);
+      held.push(b);
+      return b;
+    };
+    const copyDst = ctx.storage(n * 4, 'copy destination');
+    const copyParams = ctx.uniform(new Uint32Array([n / 4, 0, 0, 0]).buffer);
+    held.push(copyDst, copyParams);
+    const xBuf = up(x, 'benchmark tensor');
+    if (!prepare) {
+      f.gpuIn = { x: { buffer: xBuf, length: n }, copyDst, copyParams } as Fixture['gpuIn'];
+      await ctx.device.queue.onSubmittedWorkDone();
+      return f;
+    }
     const statsG32 = groupStatsRef(x, L.g32);
     const statsG128 = groupStatsRef(x, L.g128);
     const qpG32 = qparamsRef(statsG32, INT4_ASYM_G32);
@@ -139,13 +191,8 @@ export class Fixture {
     const codesG128 = quantizeRef(x, L.g128, qpG128, INT4_ASYM_G128) as Uint8Array;
     const fakeQuantG32 = fakeQuantizeRef(x, L.g32, qpG32, INT4_ASYM_G32);
     f.cpuIn = { statsG32, statsG128, qpG32, qpG128, qpChannel, codesG128, fakeQuantG32 };
-    const up = (data: ArrayBufferView | ArrayBuffer, what: string) => {
-      const b = ctx.upload(data instanceof ArrayBuffer ? new Uint8Array(data) : data, what);
-      held.push(b);
-      return b;
-    };
     f.gpuIn = {
-      x: { buffer: up(x, 'benchmark tensor'), length: n },
+      x: { buffer: xBuf, length: n },
       statsG32: up(encodeGroupStats(statsG32), 'group statistics g32'),
       statsG128: up(encodeGroupStats(statsG128), 'group statistics g128'),
       qpG32: up(encodeQParams(qpG32), 'qparams g32'),
@@ -153,15 +200,14 @@ export class Fixture {
       qpChannel: up(encodeQParams(qpChannel), 'qparams per channel'),
       codesG128: up(codesG128, 'codes g128'),
       fakeQuantG32: up(fakeQuantG32, 'fake-quantized g32'),
-      copyDst: ctx.storage(n * 4, 'copy destination'),
-      copyParams: ctx.uniform(new Uint32Array([n / 4, 0, 0, 0]).buffer),
+      copyDst,
+      copyParams,
     };
-    held.push(f.gpuIn.copyDst, f.gpuIn.copyParams);
     await ctx.device.queue.onSubmittedWorkDone();
     return f;
   }
 
-  /** Every case at this size, the copy baseline first. */
+  /** Every case at this size, the copy baseline first (only it when the fixture was not prepared). */
   cases(): KernelCase[] {
     const { k, ctx, n, x, layouts: L, gpuIn: g, cpuIn: c } = this;
     const release = (b: GPUBuffer) => k.release(b);
@@ -169,19 +215,14 @@ export class Fixture {
     const statsOut = (layout: GroupLayout) => STATS_BYTES * layout.numGroups;
     const qpIn = (layout: GroupLayout) => QPARAMS_BYTES * layout.numGroups;
 
-    // Per-tensor statistics of more than 16384 elements take the chunked path: one partial per
-    // 4096-element chunk, then a combine pass (QuantKernels.groupStatsBuffer).
-    const chunked = n > 16384;
-    const segs = Math.ceil(n / 4096);
-    const colRowsPerChunk = Math.max(64, Math.ceil(this.rows / 1024));
-    const colChunks = Math.ceil(this.rows / colRowsPerChunk);
-    const metricWgs = Math.max(1, Math.ceil(n / ELEMS_PER_WG));
+    // Per-tensor statistics of more than STATS_CHUNK elements take the chunked path: one partial per
+    // chunk, then a combine pass (QuantKernels.groupStatsBuffer).
+    const { statsChunked: chunked, statsChunks: segs, colRowsPerChunk, colChunks, metricWgs, sweepBlocks } = partials(n, this.rows);
     const R = SWEEP_RATIOS.length;
-    const sweepBlocks = Math.max(1, Math.ceil(n / (WG * SWEEP_EPT)));
     const sweepCpuN = Math.min(n, SWEEP_CPU_MAX_ELEMENTS);
     const sweepCpuLayout = makeGroupLayout([sweepCpuN / COLS, COLS], 'group', 128);
 
-    return [
+    const all: KernelCase[] = [
       {
         kernel: 'copy',
         config: 'vec4 f32 (baseline)',
@@ -211,7 +252,7 @@ export class Fixture {
         bound: 'memory',
         elements: n,
         bytes: xBytes + (chunked ? 2 * STATS_BYTES * segs : 0) + STATS_BYTES,
-        byteModel: chunked ? '4n read + 32 B partial per 4096-element chunk written and read again by the combine pass + 32 B result' : '4n read + 32 B result',
+        byteModel: chunked ? `4n read + 32 B partial per ${STATS_CHUNK}-element chunk written and read again by the combine pass + 32 B result` : '4n read + 32 B result',
         gpu: () => k.groupStatsBuffer(g.x, L.tensor).then(release),
         cpu: { run: () => groupStatsRef(x, L.tensor), elements: n },
       },
@@ -299,7 +340,7 @@ export class Fixture {
         bound: 'memory',
         elements: n,
         bytes: 2 * xBytes + 16 * metricWgs,
-        byteModel: '4n read (x) + 4n read (y) + 16 B partial per 4096 elements',
+        byteModel: `4n read (x) + 4n read (y) + 16 B partial per ${ELEMS_PER_WG} elements`,
         gpu: () => k.errorMetrics(g.x, { buffer: g.fakeQuantG32, length: n }),
         cpu: { run: () => errorMetricsRef(x, c.fakeQuantG32), elements: n },
       },
@@ -310,7 +351,7 @@ export class Fixture {
         bound: 'compute',
         elements: n * R,
         bytes: R * (xBytes + statsOut(L.g128) + 8 * sweepBlocks),
-        byteModel: 'per ratio: 4n read (each ratio slice reads x again) + 32 B GroupStats read per group + 8 B partial per 2048-element block',
+        byteModel: `per ratio: 4n read (each ratio slice reads x again) + 32 B GroupStats read per group + 8 B partial per ${WG * SWEEP_EPT}-element block`,
         gpu: () => k.clipSweepFromStats(g.x, L.g128, g.statsG128, INT4_ASYM_G128, SWEEP_RATIOS),
         cpu: {
           run: () => clipSweepRef(x.subarray(0, sweepCpuN), sweepCpuLayout, c.statsG128, INT4_ASYM_G128, SWEEP_RATIOS),
@@ -319,6 +360,7 @@ export class Fixture {
         },
       },
     ];
+    return this.prepared ? all : all.filter((c) => c.kernel === 'copy');
   }
 
   release(): void {

@@ -1,10 +1,13 @@
 /**
  * `npm run bench`: throughput of every quantization kernel at several tensor sizes, as GB/s, as a
  * fraction of a plain copy kernel's GB/s measured in the same run at the same size (the device's
- * practical bandwidth), and as a speed-up over the CPU reference on the same input. Prints a table and
- * writes the results as JSON (default bench-results/kernels.json).
+ * practical bandwidth), and as a speed-up over the CPU reference on the same input; then the model cases
+ * on the bundled stories15M (bench/model.ts): forward-pass tokens/s (prefill and decode) of the WGSL engine
+ * against the CPU reference, and whole-model RTN time against the CPU reference path. Prints tables and
+ * writes the results as JSON (default bench-results/kernels.json; the model cases under "model").
  *
- * Usage: node --import tsx bench/run.ts [--sizes 1M,4M,16M] [--quick] [--out FILE] [--only KERNELS] [--no-cpu] [--max-run-s S]
+ * Usage: node --import tsx bench/run.ts [--sizes 1M,4M,16M] [--quick] [--out FILE] [--only CASES] [--no-cpu] [--no-model]
+ *        [--max-run-s S] [--budget-s S] [--prompt-tokens N] [--decode-tokens N]
  * (scripts/bench.mjs installs what is missing and runs this.)
  *
  * Every kernel first runs twice on a 16K-element tensor: that builds its pipelines, and the second run's
@@ -20,13 +23,19 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { GpuContext } from '../src/gpu/context.ts';
 import { createNodeGpuContext } from '../src/gpu/node-gpu.ts';
-import { COLS, Fixture, SWEEP_RATIOS, type Bound } from './cases.ts';
+import { COLS, DISPATCH, Fixture, KERNEL_NAMES, SWEEP_RATIOS, type Bound } from './cases.ts';
 import { MemoryTracker, timeCpu, timeGpu, timestampsAvailable, type MemoryPeak, type TimingMethod } from './measure.ts';
+import { modelMissing, modelReport, runModelBench, type ModelBenchResult } from './model.ts';
+import { copyReference, MODEL_CASES, selectCases, type Selection } from './model-stats.ts';
 import { DEFAULT_REP_PLAN, fmt, formatSize, formatTable, gbPerSecond, gelemPerSecond, needsWarmUp, parseSizes, predictMs, verdict, type RepPlan, type Verdict } from './stats.ts';
 
 const DEFAULT_SIZES = '1M,4M,16M';
 const QUICK_SIZES = '16K,64K';
 const QUICK_PLAN: RepPlan = { ...DEFAULT_REP_PLAN, targetMs: 100 };
+const PROMPT_TOKENS = 32;
+const DECODE_TOKENS = 8;
+const QUICK_PROMPT_TOKENS = 8;
+const QUICK_DECODE_TOKENS = 4;
 /** The issue's target: memory-bound kernels at 70% or more of the copy kernel's bandwidth at 16M elements. */
 const TARGET_N = 16 * 2 ** 20;
 const TARGET_RATIO = 0.7;
@@ -35,12 +44,16 @@ const COMPILE_N = 4 * COLS;
 
 const USAGE = `Usage: npm run bench -- [options]
   --sizes LIST   tensor sizes in float32 elements, multiples of ${COLS} (default ${DEFAULT_SIZES})
-  --quick        tiny sizes (${QUICK_SIZES}) and shorter timing, for CI
+  --quick        tiny sizes (${QUICK_SIZES}) and shorter timing, for CI (model cases: prompt of ${QUICK_PROMPT_TOKENS} tokens, RTN on block 0)
   --out FILE     where to write the JSON results (default bench-results/kernels.json)
-  --only LIST    only kernels whose name contains one of these words (copy always runs), e.g. quantize,stats
-  --no-cpu       skip the CPU reference timings
+  --only LIST    only cases whose name contains one of these words (copy always runs), e.g. quantize,stats;
+                 model cases: ${MODEL_CASES.join(', ')} (--only model runs both, and copy, nothing else)
+  --no-cpu       skip the CPU reference timings (kernels and model cases)
+  --no-model     skip the model cases (stories15M forward pass and RTN)
   --max-run-s S  skip a kernel at a size where one run is predicted to take over S seconds (default 30; 0: never skip)
-  --budget-s S   start no further size once the run has taken S seconds (default 420; 0: no limit)
+  --budget-s S   start no further kernel size once the run has taken S seconds (default 420; 0: no limit; model cases still run)
+  --prompt-tokens N  prompt length of the forward-pass case (default ${PROMPT_TOKENS})
+  --decode-tokens N  tokens decoded after the prompt per repetition (default ${DECODE_TOKENS})
   --help         this text`;
 
 interface Options {
@@ -48,9 +61,19 @@ interface Options {
   quick: boolean;
   out: string;
   only: string[];
+  selection: Selection;
   cpu: boolean;
   maxRunMs: number;
   budgetMs: number;
+  promptTokens: number;
+  decodeTokens: number;
+}
+
+function wholeNumber(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${flag} must be a whole number >= 1, got "${text}"`);
+  return v;
 }
 
 function options(argv: string[]): Options | undefined {
@@ -62,6 +85,9 @@ function options(argv: string[]): Options | undefined {
       out: { type: 'string', default: 'bench-results/kernels.json' },
       only: { type: 'string' },
       'no-cpu': { type: 'boolean', default: false },
+      'no-model': { type: 'boolean', default: false },
+      'prompt-tokens': { type: 'string' },
+      'decode-tokens': { type: 'string' },
       'max-run-s': { type: 'string', default: '30' },
       'budget-s': { type: 'string', default: '420' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -73,17 +99,21 @@ function options(argv: string[]): Options | undefined {
   if (!(maxRunS >= 0)) throw new RangeError(`--max-run-s must be a number of seconds >= 0, got "${values['max-run-s']}"`);
   const budgetS = Number(values['budget-s']);
   if (!(budgetS >= 0)) throw new RangeError(`--budget-s must be a number of seconds >= 0, got "${values['budget-s']}"`);
+  const only = (values.only ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return {
     maxRunMs: maxRunS === 0 ? Infinity : 1000 * maxRunS,
     budgetMs: budgetS === 0 ? Infinity : 1000 * budgetS,
     sizes: parseSizes(values.sizes ?? (values.quick ? QUICK_SIZES : DEFAULT_SIZES), COLS),
     quick: values.quick,
     out: resolve(values.out),
-    only: (values.only ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    only,
+    selection: selectCases(KERNEL_NAMES, only, { model: !values['no-model'] }),
     cpu: !values['no-cpu'],
+    promptTokens: wholeNumber(values['prompt-tokens'], '--prompt-tokens', values.quick ? QUICK_PROMPT_TOKENS : PROMPT_TOKENS),
+    decodeTokens: wholeNumber(values['decode-tokens'], '--decode-tokens', values.quick ? QUICK_DECODE_TOKENS : DECODE_TOKENS),
   };
 }
 
@@ -193,8 +223,14 @@ async function main(opts: Options): Promise<void> {
   const lastRun = new Map<string, { n: number; wallMs: number }>();
   const measured = new Set<string>();
   const skippedSizes: number[] = [];
-  const keep = (c: { kernel: string }) => c.kernel === 'copy' || opts.only.length === 0 || opts.only.some((w) => c.kernel.includes(w));
+  const sel = opts.selection;
+  const keep = (c: { kernel: string }) => {
+    if (!(KERNEL_NAMES as readonly string[]).includes(c.kernel)) throw new Error(`bench/cases.ts measures a kernel "${c.kernel}" that KERNEL_NAMES does not list`);
+    return sel.kernels.includes(c.kernel);
+  };
   const log = (m: string) => console.log(m);
+  const runModel = sel.forward || sel.rtn;
+  let model: ModelBenchResult | null = null;
 
   log('QuantLab kernel benchmark');
   log(`device:  ${describeDevice(ctx)}`);
@@ -202,11 +238,20 @@ async function main(opts: Options): Promise<void> {
   log(`timing:  ${timingDescription(method, plan)}`);
   if (method === 'wall-clock') log('         NOTE: timestamp-query is missing, so these are wall-clock times, not GPU timestamps');
   log(`sizes:   ${opts.sizes.map(formatSize).join(', ')} float32 elements, each viewed as a weight [n/${COLS}, ${COLS}]; CPU: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} threads), Node ${process.version}`);
+  log(`kernels: ${sel.kernels.join(', ')}`);
+  if (runModel) {
+    const what = [sel.forward ? `forward pass (prompt ${opts.promptTokens} tokens, ${opts.decodeTokens} decoded per rep)` : '', sel.rtn ? `whole-model RTN (${opts.quick ? 'block 0' : 'all linear layers'})` : '']
+      .filter(Boolean)
+      .join(' and ');
+    log(`model:   stories15M ${what}${modelMissing() ? ` - skipped: ${modelMissing()}` : ''}`);
+  } else {
+    log('model:   not selected (--no-model, or --only names no model case)');
+  }
   log('');
 
   try {
     const t0 = performance.now();
-    const small = await Fixture.create(ctx, COMPILE_N);
+    const small = await Fixture.create(ctx, COMPILE_N, { prepare: sel.kernelsBeyondCopy });
     for (const c of small.cases().filter(keep)) {
       await c.gpu();
       await ctx.device.queue.onSubmittedWorkDone();
@@ -225,7 +270,7 @@ async function main(opts: Options): Promise<void> {
         continue;
       }
       const t0 = performance.now();
-      const fixture = await Fixture.create(ctx, n);
+      const fixture = await Fixture.create(ctx, n, { prepare: sel.kernelsBeyondCopy });
       const cases = fixture.cases().filter(keep);
       log(`[${formatSize(n)}] input and prepared buffers ready in ${fmt((performance.now() - t0) / 1000)} s`);
       let copyGbps = NaN;
@@ -298,6 +343,22 @@ async function main(opts: Options): Promise<void> {
       fixture.release();
       (globalThis as { gc?: () => void }).gc?.();
     }
+
+    if (runModel) {
+      log('');
+      model = await runModelBench(ctx, {
+        forward: sel.forward,
+        rtn: sel.rtn,
+        cpu: opts.cpu,
+        quick: opts.quick,
+        promptTokens: opts.promptTokens,
+        decodeTokens: opts.decodeTokens,
+        copy: copyReference(results),
+        log,
+      });
+      memory.sample();
+      if (model.error) process.exitCode = 1;
+    }
   } finally {
     ctx.dispose();
   }
@@ -317,7 +378,13 @@ async function main(opts: Options): Promise<void> {
     log('~ CPU time measured on a prefix of the tensor and scaled linearly (see cpu.note in the JSON).');
   }
   log('qparams: Gelem/s counts groups. GB/s counts the bytes of each byte model once (see byteModel in the JSON).');
-  log(verdictLine(v, skipped));
+  if (results.some((r) => r.bound === 'memory')) log(verdictLine(v, skipped));
+  if (model) {
+    const copy = copyReference(results);
+    log('');
+    log(modelReport(model));
+    if (copy && (model.forward || model.rtn.length)) log(`% of copy: against the copy kernel's ${fmt(copy.gbps)} GB/s at ${formatSize(copy.n)} elements in this run`);
+  }
   log(
     `memory: peak RSS ${mib(peak.maxRssBytes)}, peak JS heap used ${mib(peak.heapUsedBytes)} (of ${mib(peak.heapTotalBytes)}), peak typed arrays ${mib(peak.arrayBuffersBytes)}`,
   );
@@ -334,12 +401,14 @@ async function main(opts: Options): Promise<void> {
     sizes: opts.sizes,
     shape: `[n/${COLS}, ${COLS}]`,
     sweepRatios: SWEEP_RATIOS,
+    dispatch: DISPATCH,
     repPlan: plan,
     maxRunS: opts.maxRunMs / 1000,
     budgetS: opts.budgetMs / 1000,
     results,
     skipped,
     skippedSizes,
+    model,
     summary: { ...v, targetN: TARGET_N, notRun: skipped.filter((s) => s.bound === 'memory' && s.n === v.n).map((s) => `${s.kernel} ${s.config}`), verdict: verdictLine(v, skipped) },
     memory: peak,
     durationS,
