@@ -1,13 +1,15 @@
 /**
- * `quantlab quantize`: quantize one tensor from a .npy file on the GPU and write its codes, scales,
- * zero points and dequantized values as .npy files, with the error it introduced (MSE, SQNR).
- * The same kernels as the Playground (QuantKernels.quantize), so the files equal the CPU reference.
+ * `quantlab quantize`: two modes on the same GPU kernels as the Playground.
+ *  - `quantize MODEL ...`: round-to-nearest over every quantizable layer of a model, with a per-layer
+ *    error report (quantize-model.ts).
+ *  - `quantize --input x.npy --out DIR`: one tensor, writing its codes, scales, zero points and dequantized
+ *    values as .npy files with the error it introduced (MSE, SQNR); the files equal the CPU reference.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { writeNpy } from '../../io/npy.ts';
 import { bitsPerWeight } from '../../quant/analyze.ts';
-import { MAX_BITS, MIN_BITS, QuantConfigError, validateQuantConfig, type Granularity, type NumberFormat, type QuantConfig, type Scheme } from '../../quant/config.ts';
+import { QuantConfigError, type QuantConfig } from '../../quant/config.ts';
 import { QuantKernels } from '../../quant/gpu-kernels.ts';
 import { makeGroupLayout, type GroupLayout } from '../../quant/layout.ts';
 import { InputError, UsageError } from '../cli-errors.ts';
@@ -15,29 +17,10 @@ import type { CliIo, Command } from '../command.ts';
 import { requireFinite } from '../finite-input.ts';
 import { withNodeGpu } from '../node-gpu-session.ts';
 import type { ParsedOptions } from '../options.ts';
+import { configFromOptions, describeConfig, formatNumber, QUANT_CONFIG_OPTIONS } from '../quant-options.ts';
+import { MODEL_QUANTIZE_OPTIONS, runModelQuantize } from '../quantize-model.ts';
 import { readTensorFile } from '../read-tensor-file.ts';
-
-const DEFAULT_BITS = 4;
-const DEFAULT_GROUP_SIZE = 128;
-
-/** Read and check every option before any file or GPU work, so mistakes fail fast. */
-function configFromOptions(opts: ParsedOptions, io: CliIo): Required<QuantConfig> {
-  const format = opts.choice<NumberFormat>('format', ['int', 'fp8-e4m3']) ?? 'int';
-  const bits = opts.int('bits', { min: MIN_BITS, max: MAX_BITS }) ?? DEFAULT_BITS;
-  const granularity = opts.choice<Granularity>('granularity', ['tensor', 'channel', 'group']) ?? 'group';
-  const groupSize = opts.int('group-size', { min: 1 }) ?? DEFAULT_GROUP_SIZE;
-  const scheme = opts.choice<Scheme>('scheme', ['sym', 'asym']) ?? (format === 'fp8-e4m3' ? 'sym' : 'asym');
-  const clipRatio = opts.number('clip-ratio', 0, 1) ?? 1;
-  if (format === 'fp8-e4m3' && opts.has('bits')) io.stderr('quantlab quantize: note: --bits is ignored for --format fp8-e4m3 (always 8 bits)\n');
-  if (granularity !== 'group' && opts.has('group-size')) io.stderr(`quantlab quantize: note: --group-size is ignored for --granularity ${granularity}\n`);
-  try {
-    return validateQuantConfig({ bits, granularity, groupSize, scheme, format, clipRatio });
-  } catch (e) {
-    // Rules across options, e.g. FP8 E4M3 is symmetric only.
-    if (e instanceof QuantConfigError) throw new UsageError(e.message);
-    throw e;
-  }
-}
+import { listOption } from '../repeatable-options.ts';
 
 /** Scales and zero points as a weight's quantizer stores them: [rows, groupsPerRow], [rows, 1] or [1]. */
 function paramShape(cfg: Required<QuantConfig>, layout: GroupLayout): number[] {
@@ -45,19 +28,28 @@ function paramShape(cfg: Required<QuantConfig>, layout: GroupLayout): number[] {
   return [layout.numGroups / layout.groupsPerRow, layout.groupsPerRow];
 }
 
-function describeConfig(cfg: Required<QuantConfig>): string {
-  const grid = cfg.format === 'fp8-e4m3' ? 'FP8 E4M3' : `int${cfg.bits} ${cfg.scheme}`;
-  const gran = cfg.granularity === 'group' ? `per-group (group size ${cfg.groupSize})` : `per-${cfg.granularity}`;
-  return `${grid}, ${gran}, clip ratio ${cfg.clipRatio}`;
-}
-
-function formatNumber(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  return v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5) ? v.toExponential(4) : String(Number(v.toPrecision(5)));
-}
+/** Options of one mode that make no sense in the other. */
+const TENSOR_ONLY = ['input', 'out'];
+const MODEL_ONLY = ['report', 'exclude', 'include', 'layer-bits'];
 
 async function run(opts: ParsedOptions, io: CliIo): Promise<number> {
   const cfg = configFromOptions(opts, io);
+  const models = opts.positionals;
+  if (models.length > 0 && opts.has('input')) {
+    throw new UsageError(`give either MODEL (quantize a whole model) or --input FILE.npy (quantize one tensor), not both (got ${models.join(' ')} and --input)`);
+  }
+  if (models.length > 0) {
+    const wrong = TENSOR_ONLY.find((o) => opts.has(o));
+    if (wrong) throw new UsageError(`--${wrong} is for one tensor (--input FILE.npy); a whole model writes its results with --report FILE`);
+    return runModelQuantize(opts, io, cfg);
+  }
+  if (!opts.has('input')) throw new UsageError('missing MODEL or --input (a model to quantize layer by layer, or a .npy tensor; see quantlab quantize --help)');
+  const wrong = MODEL_ONLY.find((o) => opts.has(o) || listOption(opts, o).length > 0);
+  if (wrong) throw new UsageError(`--${wrong} is for whole models (quantlab quantize MODEL ...), not for --input`);
+  return runTensorQuantize(opts, io, cfg);
+}
+
+async function runTensorQuantize(opts: ParsedOptions, io: CliIo, cfg: Required<QuantConfig>): Promise<number> {
   const input = opts.required('input', 'the .npy tensor to quantize');
   const outDir = resolve(opts.required('out', 'the output directory'));
   const json = opts.flag('json');
@@ -152,40 +144,63 @@ async function run(opts: ParsedOptions, io: CliIo): Promise<number> {
 
 export const quantizeCommand: Command = {
   name: 'quantize',
-  summary: 'quantize a .npy tensor on the GPU; write codes, scales, zero points and dequantized values',
-  synopsis: 'quantlab quantize --input FILE.npy --out DIR [options]',
-  description: [
-    'Quantizes one tensor with the GPU kernels of the Playground and reports the error (MSE, SQNR).',
-    'A 2-D array is a weight in PyTorch [out, in] layout: rows are output channels and groups run along',
-    'the last axis (the last group of a row may be partial). An N-D array flattens its trailing axes into',
-    'columns; a 1-D array is one row. Any supported dtype (float32, float16, float64, int8, uint8, int32)',
-    'is converted to float32; NaN or Inf values are refused.',
+  summary: 'RTN-quantize every layer of a model on the GPU (per-layer error report), or one .npy tensor',
+  synopsis: [
+    'quantlab quantize MODEL [MODEL ...] [--bits B] [--group-size N] [--granularity G] [--scheme S] [--clip R]',
+    '                [--exclude PATTERN]... [--include PATTERN]... [--layer-bits PATTERN=BITS]... [--report FILE] [--json]',
+    '       quantlab quantize --input FILE.npy --out DIR [options]',
   ].join('\n'),
+  description: [
+    'Whole model (MODEL given): round-to-nearest weight quantization of every quantizable layer with the',
+    'GPU kernels of the Playground, one layer at a time: the linear layers of a Llama-family checkpoint',
+    '(llama2.c .bin, GGUF, safetensors shards with config.json; stories15M names the bundled model) or the',
+    'Conv / ConvTranspose / MatMul / Gemm layers of an ONNX model (.onnx; external data read from beside it).',
+    'Each weight is viewed as [out, in] (conv kernels flatten into the row). Embeddings, the classifier',
+    '(lm_head) and weights shared with an earlier layer stay at 16 bits unless --include names them. Prints',
+    'a per-layer table (shape, parameters, bits, bytes at fp16 and quantized, MSE, SQNR, outlier score',
+    'max|w|/rms(w)) and a summary (bits per weight, compression, time, whether weights + KV cache fit the',
+    'Jetson Orin modules); progress goes to stderr. Nothing is written but the --report file.',
+    '',
+    'One tensor (--input): quantizes a .npy with the same kernels and writes its codes, scales, zero points',
+    'and dequantized values to --out. A 2-D array is a weight in PyTorch [out, in] layout: rows are output',
+    'channels and groups run along the last axis (the last group of a row may be partial). An N-D array',
+    'flattens its trailing axes into columns; a 1-D array is one row. Any supported dtype (float32, float16,',
+    'float64, int8, uint8, int32) is converted to float32. NaN or Inf values are refused in both modes.',
+  ].join('\n'),
+  maxPositionals: 16,
   options: [
-    { name: 'input', value: 'FILE', help: '.npy tensor to quantize (required)' },
-    { name: 'out', value: 'DIR', help: 'output directory, created if missing (required)' },
-    { name: 'bits', value: 'B', help: `integer bit width, ${MIN_BITS} to ${MAX_BITS} (default ${DEFAULT_BITS}; fp8-e4m3 is always 8)` },
-    { name: 'granularity', value: 'G', help: 'tensor, channel or group: which elements share one scale (default group)' },
-    { name: 'group-size', value: 'N', help: `elements per group along a row (default ${DEFAULT_GROUP_SIZE})` },
-    { name: 'scheme', value: 'S', help: 'sym (signed, zero point 0) or asym (unsigned with zero point); default asym for int, sym for fp8-e4m3' },
-    { name: 'format', value: 'F', help: 'int or fp8-e4m3 (default int)' },
-    { name: 'clip-ratio', value: 'R', help: "clip threshold as a fraction of each group's absmax, in (0, 1] (default 1)" },
-    { name: 'json', help: 'print one JSON object on stdout instead of the summary (notes go to stderr)' },
+    { name: 'input', value: 'FILE', help: 'one tensor: the .npy to quantize' },
+    { name: 'out', value: 'DIR', help: 'one tensor: output directory, created if missing (required with --input)' },
+    ...QUANT_CONFIG_OPTIONS,
+    ...MODEL_QUANTIZE_OPTIONS,
+    { name: 'json', help: 'print one JSON object on stdout instead of the table / summary (progress and notes go to stderr)' },
   ],
   epilogue: [
-    'Outputs (in DIR):',
+    'Layer patterns are globs on layer names (quantlab inspect MODEL lists them); * matches any run of',
+    'characters: layers.*.w2, tok_embeddings, p2o.Conv.*. --exclude wins over --include; a later',
+    '--layer-bits wins over an earlier one. A pattern that matches no layer is an error.',
+    '',
+    'Whole-model JSON (--report, --json): model (description summary), plan (base config, patterns, per-layer',
+    'overrides), layers (name, op, kind, shape, params, config or null when kept, bits, bytesBefore at fp16,',
+    'bytesAfter with fp16 scales and packed zero points, mse, sqnr in dB or null when exact, outlierScore),',
+    'totals (over the listed layers), modelWeights (all tensors, the rest at fp16), memory (weights + fp16',
+    'KV cache against each Jetson), device, seconds.',
+    '',
+    'One-tensor outputs (in DIR):',
     '  codes.npy    int8 for sym int, uint8 for asym int and for FP8 E4M3 bit patterns; the input shape',
     '  scales.npy   float32 [rows, groups per row] (group), [rows, 1] (channel), [1] (tensor)',
     '  zeros.npy    int32 zero points, shape of scales.npy; all 0 for sym and fp8-e4m3',
     '  dequant.npy  float32 dequantized values, (code - zero) * scale (E4M3 value * scale for fp8); input shape',
-    '',
-    'JSON fields: input, inputDtype, shape, config, numGroups, mse, sqnr (dB; null when the error is',
-    'zero), maxAbsError, bitsPerWeight (with one fp16 scale per group, and the zero point for asym),',
+    'One-tensor JSON fields: input, inputDtype, shape, config, numGroups, mse, sqnr (dB; null when the error',
+    'is zero), maxAbsError, bitsPerWeight (with one fp16 scale per group, and the zero point for asym),',
     'outputs {codes, scales, zeros, dequant}, device.',
     '',
-    'Exit status: 0 done, 1 bad input data or GPU failure, 2 bad command line.',
+    'Exit status: 0 done, 1 bad input data (unreadable model or .npy, NaN/Inf weights) or GPU failure,',
+    '2 bad command line (options, layer patterns).',
     '',
-    'Example:',
+    'Examples:',
+    '  quantlab quantize stories15M --bits 4 --group-size 32 --layer-bits \'layers.*.w2=8\' --report q4.json',
+    '  quantlab quantize ch_PP-OCRv4_rec_infer.onnx --bits 8 --granularity channel --scheme sym --json',
     '  quantlab quantize --input w.npy --bits 4 --granularity group --group-size 32 --scheme asym --out q/',
   ].join('\n'),
   run,
