@@ -11,8 +11,7 @@ import { processIo, type CliIo, type Command } from './command.ts';
 import { generateCommand } from './commands/generate.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { quantizeCommand } from './commands/quantize.ts';
-import { formatOptionList } from './options.ts';
-import { parseCommandLine } from './repeatable-options.ts';
+import { formatOptionList, parseOptions } from './options.ts';
 
 const COMMANDS: Command[] = [inspectCommand, generateCommand, quantizeCommand];
 
@@ -93,7 +92,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   }
   const prefix = `quantlab ${command.name}`;
   try {
-    const opts = parseCommandLine(rest, command.options, command.name, command.maxPositionals ?? 0);
+    const opts = parseOptions(rest, command.options, command.name, command.maxPositionals ?? 0);
     if (opts.help) {
       io.stdout(commandUsage(command));
       return 0;

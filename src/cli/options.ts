@@ -12,6 +12,8 @@ export interface OptionSpec {
   /** Placeholder of the value in help text ('N', 'FILE'); absent for a boolean flag. */
   value?: string;
   help: string;
+  /** May be given several times (`--exclude A --exclude B`); read with list(). Needs a value. */
+  repeatable?: boolean;
 }
 
 /** A raw value as the user typed it, quoted unless it is a number, for error messages. */
@@ -21,7 +23,7 @@ function shown(raw: string): string {
 
 export class ParsedOptions {
   constructor(
-    private readonly values: ReadonlyMap<string, string | true>,
+    private readonly values: ReadonlyMap<string, string | true | string[]>,
     /** True when -h or --help was given. */
     readonly help: boolean,
     /** Arguments that are not options (e.g. the model files of `quantlab inspect MODEL`). */
@@ -34,6 +36,12 @@ export class ParsedOptions {
 
   flag(name: string): boolean {
     return this.values.get(name) === true;
+  }
+
+  /** Every value of a repeatable option, in command-line order (empty when it was not given). */
+  list(name: string): readonly string[] {
+    const v = this.values.get(name);
+    return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
   }
 
   string(name: string): string | undefined {
@@ -82,7 +90,7 @@ export class ParsedOptions {
 /** Parse argv (the arguments after the command name). Throws UsageError naming the first problem. */
 export function parseOptions(argv: readonly string[], specs: readonly OptionSpec[], command: string, maxPositionals = 0): ParsedOptions {
   const byName = new Map(specs.map((s) => [s.name, s]));
-  const values = new Map<string, string | true>();
+  const values = new Map<string, string | true | string[]>();
   const positionals: string[] = [];
   let help = false;
   for (let i = 0; i < argv.length; i++) {
@@ -102,7 +110,7 @@ export function parseOptions(argv: readonly string[], specs: readonly OptionSpec
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const spec = byName.get(name);
     if (!spec) throw new UsageError(`unknown option --${name} (see quantlab ${command} --help)`);
-    if (values.has(name)) throw new UsageError(`--${name} is given more than once`);
+    if (values.has(name) && !spec.repeatable) throw new UsageError(`--${name} is given more than once`);
     if (!spec.value) {
       if (eq >= 0) throw new UsageError(`--${name} takes no value, got --${arg.slice(2)}`);
       values.set(name, true);
@@ -116,7 +124,13 @@ export function parseOptions(argv: readonly string[], specs: readonly OptionSpec
       if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`--${name} needs a value (--${name} ${spec.value})`);
       value = argv[++i];
     }
-    values.set(name, value);
+    if (spec.repeatable) {
+      if (value === '') throw new UsageError(`--${name} needs a non-empty value (--${name} ${spec.value})`);
+      const prev = values.get(name);
+      values.set(name, [...(Array.isArray(prev) ? prev : []), value]);
+    } else {
+      values.set(name, value);
+    }
   }
   return new ParsedOptions(values, help, positionals);
 }

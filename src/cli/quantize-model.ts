@@ -20,18 +20,17 @@ import type { CliIo } from './command.ts';
 import { parseLayerBits, selectionOverrides, type LayerSelection } from './layer-selection.ts';
 import { withNodeGpu } from './node-gpu-session.ts';
 import { openModelFromArgs } from './open-model.ts';
-import type { ParsedOptions } from './options.ts';
+import type { OptionSpec, ParsedOptions } from './options.ts';
 import { describeConfig, formatBytes, formatNumber } from './quant-options.ts';
-import { listOption, type RepeatableOptionSpec } from './repeatable-options.ts';
 
-const EXCLUDE: RepeatableOptionSpec = { name: 'exclude', value: 'PATTERN', repeatable: true, help: 'whole model: keep the layers the glob matches at 16 bits (repeatable)' };
-const INCLUDE: RepeatableOptionSpec = {
+const EXCLUDE: OptionSpec = { name: 'exclude', value: 'PATTERN', repeatable: true, help: 'whole model: keep the layers the glob matches at 16 bits (repeatable)' };
+const INCLUDE: OptionSpec = {
   name: 'include',
   value: 'PATTERN',
   repeatable: true,
   help: 'whole model: also quantize layers kept at 16 bits by default: embeddings, lm_head, shared weights (repeatable)',
 };
-const LAYER_BITS: RepeatableOptionSpec = { name: 'layer-bits', value: 'PATTERN=BITS', repeatable: true, help: 'whole model: other bits for the layers the glob matches (repeatable)' };
+const LAYER_BITS: OptionSpec = { name: 'layer-bits', value: 'PATTERN=BITS', repeatable: true, help: 'whole model: other bits for the layers the glob matches (repeatable)' };
 
 export const MODEL_QUANTIZE_OPTIONS = [
   EXCLUDE,
@@ -243,9 +242,9 @@ export function formatReport(r: ModelQuantReportJson, base: Required<QuantConfig
 export async function runModelQuantize(opts: ParsedOptions, io: CliIo, base: Required<QuantConfig>): Promise<number> {
   const t0 = performance.now();
   const selection: LayerSelection = {
-    include: [...listOption(opts, 'include')],
-    exclude: [...listOption(opts, 'exclude')],
-    layerBits: listOption(opts, 'layer-bits').map(parseLayerBits),
+    include: [...opts.list('include')],
+    exclude: [...opts.list('exclude')],
+    layerBits: opts.list('layer-bits').map(parseLayerBits),
   };
   const json = opts.flag('json');
   const reportPath = opts.string('report') === undefined ? undefined : resolve(opts.string('report')!);

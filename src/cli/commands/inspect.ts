@@ -7,7 +7,7 @@
  *    notes), layers that cannot be quantized and why, norm -> linear groups, unsupported ops, and memory.
  * Both come from the shared workspace description (model/workspace.ts), as the lab shows them.
  */
-import { estimateMemory, RUNTIME_RESERVE_GIB } from '../../model/memory-estimate.ts';
+import { RUNTIME_RESERVE_GIB } from '../../model/memory-estimate.ts';
 import { linearTensorNames, numel, type LlamaCheckpoint } from '../../model/llama/model.ts';
 import { describeModel, llamaGroups, type ModelDescription } from '../../model/workspace.ts';
 import type { CliIo, Command } from '../command.ts';
@@ -20,15 +20,8 @@ export function describeCheckpoint(ckpt: LlamaCheckpoint) {
   const linears = new Set(linearTensorNames(c));
   const layers = ckpt.tensors.filter((t) => linears.has(t.name)).map((t) => ({ name: t.name, shape: t.shape, params: numel(t.shape), dtype: t.dtype }));
   const linearParams = layers.reduce((a, l) => a + l.params, 0);
-  const totalParams = ckpt.tensors.reduce((a, t) => a + numel(t.shape), 0);
-  const memory = estimateMemory({
-    linearParams,
-    linearRows: layers.reduce((a, l) => a + l.shape[0], 0),
-    otherParams: totalParams - linearParams,
-    nLayers: c.nLayers,
-    kvDim: c.nKvHeads * c.headDim,
-    contextLength: c.seqLen,
-  });
+  // Totals and the Jetson estimate as the lab computes them.
+  const { totalParams, memory } = describeModel({ kind: 'llama', name: ckpt.name, ckpt });
   return {
     name: ckpt.name,
     format: ckpt.format,

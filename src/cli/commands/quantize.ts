@@ -20,7 +20,6 @@ import type { ParsedOptions } from '../options.ts';
 import { configFromOptions, describeConfig, formatNumber, QUANT_CONFIG_OPTIONS } from '../quant-options.ts';
 import { MODEL_QUANTIZE_OPTIONS, runModelQuantize } from '../quantize-model.ts';
 import { readTensorFile } from '../read-tensor-file.ts';
-import { listOption } from '../repeatable-options.ts';
 
 /** Scales and zero points as a weight's quantizer stores them: [rows, groupsPerRow], [rows, 1] or [1]. */
 function paramShape(cfg: Required<QuantConfig>, layout: GroupLayout): number[] {
@@ -44,7 +43,7 @@ async function run(opts: ParsedOptions, io: CliIo): Promise<number> {
     return runModelQuantize(opts, io, cfg);
   }
   if (!opts.has('input')) throw new UsageError('missing MODEL or --input (a model to quantize layer by layer, or a .npy tensor; see quantlab quantize --help)');
-  const wrong = MODEL_ONLY.find((o) => opts.has(o) || listOption(opts, o).length > 0);
+  const wrong = MODEL_ONLY.find((o) => opts.has(o) || opts.list(o).length > 0);
   if (wrong) throw new UsageError(`--${wrong} is for whole models (quantlab quantize MODEL ...), not for --input`);
   return runTensorQuantize(opts, io, cfg);
 }
