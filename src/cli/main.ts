@@ -8,12 +8,14 @@ import { readFileSync } from 'node:fs';
 import { GpuError } from '../gpu/errors.ts';
 import { CliError } from './cli-errors.ts';
 import { processIo, type CliIo, type Command } from './command.ts';
+import { amaxCommand } from './commands/amax.ts';
+import { calibrateCommand } from './commands/calibrate.ts';
 import { generateCommand } from './commands/generate.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { formatOptionList, parseOptions } from './options.ts';
 
-const COMMANDS: Command[] = [inspectCommand, generateCommand, quantizeCommand];
+const COMMANDS: Command[] = [inspectCommand, generateCommand, quantizeCommand, calibrateCommand, amaxCommand];
 
 function version(): string {
   try {

@@ -3,6 +3,7 @@
  * worker, and keeps the store in step. Each operation can be cancelled; a failed or cancelled one leaves what
  * the user had (the open model, the last report, the last generations) in place and says what happened.
  */
+import type { CalibProgress, CalibrateRequest, CalibrationRun } from '../../calib/types.ts';
 import { bundledModel, type BundledModelId } from '../../model/bundled.ts';
 import type { QuantPlan } from '../../model/workspace.ts';
 import type { QuantConfig } from '../../quant/config.ts';
@@ -119,6 +120,37 @@ export class ModelEngine {
 
   cancelQuantize(): void {
     this.quantCtl?.abort();
+  }
+
+  private calibCtl?: AbortController;
+
+  /**
+   * Calibrate the open model in the worker. Resolves with the run, or rejects (CancelledError on cancel);
+   * the caller keeps its previous run until this one resolves.
+   */
+  async calibrate(request: CalibrateRequest, onProgress: (p: CalibProgress) => void): Promise<CalibrationRun> {
+    this.calibCtl?.abort();
+    const ctl = new AbortController();
+    this.calibCtl = ctl;
+    try {
+      return await this.client.request(
+        'calibrate',
+        { ...request, baseUrl: document.baseURI },
+        {
+          signal: ctl.signal,
+          onProgress: (p) => {
+            const phase: CalibProgress['phase'] = /^capturing/.test(p.stage) ? 'capture' : /^choosing/.test(p.stage) ? 'calibrate' : 'data';
+            onProgress({ phase, done: Math.round((p.fraction ?? 0) * 1000), total: p.fraction === undefined ? 0 : 1000, label: p.stage });
+          },
+        },
+      );
+    } finally {
+      if (this.calibCtl === ctl) this.calibCtl = undefined;
+    }
+  }
+
+  cancelCalibration(): void {
+    this.calibCtl?.abort();
   }
 
   async generate(weights: 'original' | 'quantized'): Promise<void> {

@@ -185,6 +185,8 @@ async function handle(req: WorkerRequest, signal: AbortSignal): Promise<{ result
       const ctx = await liveContext();
       return { result: await session.generate(ctx, req.payload, signal, progress, (p) => post({ type: 'partial', id: req.id, partial: p })) };
     }
+    case 'calibrate':
+      return { result: await session.calibrate(await liveContext(), req.payload, signal, progress) };
     case 'loseDevice': {
       const ctx = await context;
       ctx?.device.destroy();

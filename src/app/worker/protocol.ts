@@ -11,6 +11,7 @@ import type { SyntheticSpec } from '../../quant/synthetic.ts';
 import type { BundledModelId } from '../../model/bundled.ts';
 import type { ModelDescription, QuantPlan } from '../../model/workspace.ts';
 import type { ModelQuantReport } from '../../quant/model-rtn.ts';
+import type { CalibrateRequest, CalibrationRun } from '../../calib/types.ts';
 
 /** A seeded synthetic tensor: the worker generates it, so only the spec crosses the thread boundary. */
 export interface SyntheticTensorSource {
@@ -98,6 +99,11 @@ export interface RequestMap {
   quantizeModel: { payload: QuantizeModelRequest; result: ModelQuantReport };
   /** Greedy generation with the original or the quantized weights; the text so far arrives as partial results. */
   generate: { payload: GenerateRequest; partial: GenerationPartial; result: GenerationResult };
+  /**
+   * Calibrate the open model: run the calibration data through it, accumulate every quantizable layer's
+   * input statistics on the GPU, and choose each range with every calibrator. Nothing is kept in the worker.
+   */
+  calibrate: { payload: CalibrateRequest & { baseUrl: string }; result: CalibrationRun };
   /** Destroy the device as a driver reset would (for tests of the recovery path). */
   loseDevice: { payload: null; result: null };
 }

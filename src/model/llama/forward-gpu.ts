@@ -38,11 +38,25 @@ function ropeTable(cfg: LlamaConfig): Float32Array {
   return t;
 }
 
+/** A copy of one linear layer input, refreshed by every forward chunk while capture is enabled. */
+export interface LlamaCapturePoint {
+  /** `layers.3.attn_in`, `layers.3.attn_out`, `layers.3.mlp_in`, `layers.3.mlp_mid`. */
+  name: string;
+  block: number;
+  point: 'attn_in' | 'attn_out' | 'mlp_in' | 'mlp_mid' | string;
+  cols: number;
+  /** The linear layers reading this activation. */
+  layers: string[];
+  /** [maxBatch, cols]; the first (chunk tokens) rows are valid after a chunk. */
+  buffer: GPUBuffer;
+}
+
 export class LlamaGpu {
   private readonly weights = new Map<string, GPUBuffer>();
   private readonly bufs: Record<string, GPUBuffer> = {};
   private position = 0;
   private disposed = false;
+  private captures?: Map<string, LlamaCapturePoint>;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -100,6 +114,38 @@ export class LlamaGpu {
     });
   }
 
+  /**
+   * Keep a copy of the input of every linear layer of each forward chunk (calibration): per block the
+   * attention input (read by wq/wk/wv), the attention output (wo), the MLP input (w1/w3) and the SwiGLU
+   * output (w2). Each point holds [tokens of the chunk, cols]; read them in forward's onChunk callback.
+   */
+  enableCapture(): LlamaCapturePoint[] {
+    if (!this.captures) {
+      const c = this.config;
+      const qDim = c.nHeads * c.headDim;
+      this.captures = new Map();
+      for (let l = 0; l < c.nLayers; l++) {
+        const p = `layers.${l}.`;
+        const points: [string, number, string[]][] = [
+          ['attn_in', c.dim, ['wq', 'wk', 'wv']],
+          ['attn_out', qDim, ['wo']],
+          ['mlp_in', c.dim, ['w1', 'w3']],
+          ['mlp_mid', c.hiddenDim, ['w2']],
+        ];
+        for (const [point, cols, linears] of points) {
+          const name = p + point;
+          this.captures.set(name, { name, block: l, point, cols, layers: linears.map((n) => p + n), buffer: this.ctx.storage(this.maxBatch * cols * 4, `captured ${name}`) });
+        }
+      }
+    }
+    return [...this.captures.values()];
+  }
+
+  disableCapture(): void {
+    if (this.captures) this.ctx.pool.releaseAll([...this.captures.values()].map((c) => c.buffer));
+    this.captures = undefined;
+  }
+
   /** Tokens processed so far (the next token's position). */
   get pos(): number {
     return this.position;
@@ -127,7 +173,7 @@ export class LlamaGpu {
    * Run `tokens` at the current position and return logits: [tokens.length, vocab] with allLogits,
    * else the last token's [vocab].
    */
-  async forward(tokens: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+  async forward(tokens: number[], opts: { allLogits?: boolean; onChunk?: (tokens: number) => Promise<void> | void; signal?: AbortSignal } = {}): Promise<Float32Array> {
     if (this.disposed) throw new Error('model was disposed');
     const c = this.config;
     if (tokens.length === 0) throw new RangeError('forward needs at least one token');
@@ -136,7 +182,10 @@ export class LlamaGpu {
     }
     const parts: Float32Array[] = [];
     for (let s = 0; s < tokens.length; s += this.maxBatch) {
-      parts.push(await this.forwardChunk(tokens.slice(s, s + this.maxBatch), Boolean(opts.allLogits)));
+      if (opts.signal?.aborted) throw new CancelledError();
+      const chunk = tokens.slice(s, s + this.maxBatch);
+      parts.push(await this.forwardChunk(chunk, Boolean(opts.allLogits)));
+      await opts.onChunk?.(chunk.length);
     }
     if (!opts.allLogits) return parts[parts.length - 1];
     const all = new Float32Array(tokens.length * c.vocabSize);
@@ -176,6 +225,10 @@ export class LlamaGpu {
       steps.push({ shader: 'rmsnorm.wgsl', constants: { WG: 256 }, bindings: [params, x, w, y], workgroups: [rows] });
     };
     const elementwise = (n: number) => grid(Math.ceil(n / 256));
+    const capture = (name: string, src: GPUBuffer) => {
+      const cap = this.captures?.get(name);
+      if (cap) steps.push({ copy: { src, srcOffset: 0, dst: cap.buffer, dstOffset: 0, size: T * cap.cols * 4 } });
+    };
 
     ctx.device.queue.writeBuffer(B.ids, 0, new Uint32Array(tokens));
     steps.push({ shader: 'embed.wgsl', bindings: [u([T, c.dim, c.vocabSize, 0]), B.ids, this.w('tok_embeddings'), B.x], workgroups: elementwise(T * c.dim) });
@@ -183,6 +236,7 @@ export class LlamaGpu {
       const p = `layers.${l}.`;
       const bias = (n: string) => this.weights.get(p + n);
       rmsnorm(B.x, this.w(p + 'attention_norm'), B.xb, T);
+      capture(p + 'attn_in', B.xb);
       linear(B.xb, this.w(p + 'wq'), bias('bq'), B.q, T, qDim, c.dim);
       linear(B.xb, this.w(p + 'wk'), bias('bk'), B.k, T, kvDim, c.dim);
       linear(B.xb, this.w(p + 'wv'), bias('bv'), B.v, T, kvDim, c.dim);
@@ -197,11 +251,14 @@ export class LlamaGpu {
         bindings: [u([T, c.nHeads, c.nKvHeads, c.headDim, pos0, c.seqLen, cacheOffset, 0]), B.q, B.kcache, B.vcache, B.scores, B.att],
         workgroups: [T * c.nHeads],
       });
+      capture(p + 'attn_out', B.att);
       linear(B.att, this.w(p + 'wo'), undefined, B.x, T, c.dim, qDim, true);
       rmsnorm(B.x, this.w(p + 'ffn_norm'), B.xb, T);
+      capture(p + 'mlp_in', B.xb);
       linear(B.xb, this.w(p + 'w1'), undefined, B.hb, T, c.hiddenDim, c.dim);
       linear(B.xb, this.w(p + 'w3'), undefined, B.hb2, T, c.hiddenDim, c.dim);
       steps.push({ shader: 'swiglu.wgsl', bindings: [u([T * c.hiddenDim, 0, 0, 0]), B.hb, B.hb2], workgroups: elementwise(T * c.hiddenDim) });
+      capture(p + 'mlp_mid', B.hb);
       linear(B.hb, this.w(p + 'w2'), undefined, B.x, T, c.dim, c.hiddenDim, true);
     }
     rmsnorm(B.x, this.w('norm'), B.xb, T);
@@ -243,6 +300,7 @@ export class LlamaGpu {
     this.disposed = true;
     this.ctx.pool.releaseAll(this.weights.values());
     this.ctx.pool.releaseAll(Object.values(this.bufs));
+    this.disableCapture();
     this.weights.clear();
   }
 }
