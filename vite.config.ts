@@ -23,7 +23,9 @@ function bundledModels(): Plugin {
       res.end(`bundled file missing: install the npm package ${entry.pkg} (npm install)`);
       return;
     }
-    res.setHeader('Content-Type', 'application/octet-stream');
+    // instantiateStreaming (onnxruntime-web) insists on application/wasm.
+    const types: Record<string, string> = { '.wasm': 'application/wasm', '.mjs': 'text/javascript', '.json': 'application/json', '.jpg': 'image/jpeg', '.txt': 'text/plain; charset=utf-8' };
+    res.setHeader('Content-Type', types[path.extname(entry.file)] ?? 'application/octet-stream');
     res.setHeader('Content-Length', String(statSync(entry.file).size));
     createReadStream(entry.file).pipe(res);
   };

@@ -10,6 +10,23 @@ import { median } from './stats.ts';
 export const MODEL_CASES = ['model-forward', 'model-rtn'] as const;
 export type ModelCase = (typeof MODEL_CASES)[number];
 
+/**
+ * The calibration cases (bench/calib.ts): statistics throughput and the histogram sweeps on synthetic data,
+ * then calibration time of stories15M and of the PP-OCRv4 recogniser. No name contains "model", so
+ * `--only model` keeps meaning the two model cases above.
+ */
+export const CALIB_CASES = ['calib-stats', 'calib-sweeps', 'calib-llama', 'calib-ocr'] as const;
+export type CalibCase = (typeof CALIB_CASES)[number];
+/** The calibration cases that load a model: `--no-model` turns them off. */
+export const CALIB_MODEL_CASES: readonly CalibCase[] = ['calib-llama', 'calib-ocr'];
+
+export interface CalibSelection {
+  stats: boolean;
+  sweeps: boolean;
+  llama: boolean;
+  ocr: boolean;
+}
+
 export interface Selection {
   /** Kernels to run (copy always runs: every GB/s is compared with it). */
   kernels: string[];
@@ -25,9 +42,11 @@ export interface Selection {
  * so a typo does not silently benchmark nothing.
  */
 export function selectCases(kernels: readonly string[], only: readonly string[], opts: { model: boolean } = { model: true }): Selection {
-  const all = [...kernels, ...MODEL_CASES];
+  const all = [...kernels, ...MODEL_CASES, ...CALIB_CASES];
   for (const w of only) {
-    if (!all.some((name) => name.includes(w))) throw new RangeError(`--only ${w} matches no case (kernels: ${kernels.join(', ')}; model cases: ${MODEL_CASES.join(', ')})`);
+    if (!all.some((name) => name.includes(w))) {
+      throw new RangeError(`--only ${w} matches no case (kernels: ${kernels.join(', ')}; model cases: ${MODEL_CASES.join(', ')}; calibration cases: ${CALIB_CASES.join(', ')})`);
+    }
   }
   const wanted = (name: string) => only.length === 0 || only.some((w) => name.includes(w));
   const picked = kernels.filter((k) => k === 'copy' || wanted(k));
@@ -37,6 +56,15 @@ export function selectCases(kernels: readonly string[], only: readonly string[],
     forward: opts.model && wanted('model-forward'),
     rtn: opts.model && wanted('model-rtn'),
   };
+}
+
+/**
+ * The calibration cases `--only WORDS` selects (by the same substring rule as selectCases, which also rejects
+ * words that name no case); `--no-model` leaves out the ones that load a model.
+ */
+export function selectCalibCases(only: readonly string[], opts: { model: boolean } = { model: true }): CalibSelection {
+  const wanted = (name: CalibCase) => (only.length === 0 || only.some((w) => name.includes(w))) && (opts.model || !CALIB_MODEL_CASES.includes(name));
+  return { stats: wanted('calib-stats'), sweeps: wanted('calib-sweeps'), llama: wanted('calib-llama'), ocr: wanted('calib-ocr') };
 }
 
 /** A prompt of exactly n tokens: the encoded text (BOS first) repeated after its BOS as often as needed. */

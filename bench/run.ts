@@ -3,11 +3,14 @@
  * fraction of a plain copy kernel's GB/s measured in the same run at the same size (the device's
  * practical bandwidth), and as a speed-up over the CPU reference on the same input; then the model cases
  * on the bundled stories15M (bench/model.ts): forward-pass tokens/s (prefill and decode) of the WGSL engine
- * against the CPU reference, and whole-model RTN time against the CPU reference path. Prints tables and
- * writes the results as JSON (default bench-results/kernels.json; the model cases under "model").
+ * against the CPU reference, and whole-model RTN time against the CPU reference path; then the calibration
+ * cases (bench/calib.ts): activation statistics throughput, the GPU histogram sweeps against the CPU
+ * calibrators, and calibration time of stories15M and the PP-OCRv4 recogniser. Prints tables and writes the
+ * results as JSON (default bench-results/kernels.json; the model cases under "model", the calibration cases
+ * under "calib").
  *
  * Usage: node --import tsx bench/run.ts [--sizes 1M,4M,16M] [--quick] [--out FILE] [--only CASES] [--no-cpu] [--no-model]
- *        [--max-run-s S] [--budget-s S] [--prompt-tokens N] [--decode-tokens N]
+ *        [--max-run-s S] [--budget-s S] [--prompt-tokens N] [--decode-tokens N] [--calib-shapes LIST] [--calib-text NxL] [--calib-lines N]
  * (scripts/bench.mjs installs what is missing and runs this.)
  *
  * Every kernel first runs twice on a 16K-element tensor: that builds its pipelines, and the second run's
@@ -26,7 +29,22 @@ import { createNodeGpuContext } from '../src/gpu/node-gpu.ts';
 import { COLS, DISPATCH, Fixture, KERNEL_NAMES, SWEEP_RATIOS, type Bound } from './cases.ts';
 import { MemoryTracker, timeCpu, timeGpu, timestampsAvailable, type MemoryPeak, type TimingMethod } from './measure.ts';
 import { modelMissing, modelReport, runModelBench, type ModelBenchResult } from './model.ts';
-import { copyReference, MODEL_CASES, selectCases, type Selection } from './model-stats.ts';
+import { CALIB_CASES, copyReference, MODEL_CASES, selectCalibCases, selectCases, type CalibSelection, type Selection } from './model-stats.ts';
+import {
+  calibReport,
+  DEFAULT_LLAMA_TEXT,
+  DEFAULT_OCR_LINES,
+  DEFAULT_STATS_SHAPES,
+  formatShape,
+  parseShapes,
+  parseTextShape,
+  QUICK_LLAMA_TEXT,
+  QUICK_OCR_LINES,
+  QUICK_STATS_SHAPES,
+  runCalibBench,
+  type ActivationShape,
+  type CalibBenchResult,
+} from './calib.ts';
 import { DEFAULT_REP_PLAN, fmt, formatSize, formatTable, gbPerSecond, gelemPerSecond, needsWarmUp, parseSizes, predictMs, verdict, type RepPlan, type Verdict } from './stats.ts';
 
 const DEFAULT_SIZES = '1M,4M,16M';
@@ -47,13 +65,18 @@ const USAGE = `Usage: npm run bench -- [options]
   --quick        tiny sizes (${QUICK_SIZES}) and shorter timing, for CI (model cases: prompt of ${QUICK_PROMPT_TOKENS} tokens, RTN on block 0)
   --out FILE     where to write the JSON results (default bench-results/kernels.json)
   --only LIST    only cases whose name contains one of these words (copy always runs), e.g. quantize,stats;
-                 model cases: ${MODEL_CASES.join(', ')} (--only model runs both, and copy, nothing else)
-  --no-cpu       skip the CPU reference timings (kernels and model cases)
-  --no-model     skip the model cases (stories15M forward pass and RTN)
-  --max-run-s S  skip a kernel at a size where one run is predicted to take over S seconds (default 30; 0: never skip)
-  --budget-s S   start no further kernel size once the run has taken S seconds (default 420; 0: no limit; model cases still run)
+                 model cases: ${MODEL_CASES.join(', ')} (--only model runs both, and copy, nothing else);
+                 calibration cases: ${CALIB_CASES.join(', ')} (--only calib runs all four, and copy)
+  --no-cpu       skip the CPU reference timings (kernels, model and calibration cases)
+  --no-model     skip the model cases (stories15M forward pass and RTN) and the calibration cases that load a model (calib-llama, calib-ocr)
+  --max-run-s S  skip a kernel at a size (a calib-stats shape) where one run is predicted to take over S seconds (default 30; 0: never skip)
+  --budget-s S   start no further kernel size or calib-stats shape once the run has taken S seconds (default 420; 0: no limit;
+                 model, sweep and model calibration cases still run)
   --prompt-tokens N  prompt length of the forward-pass case (default ${PROMPT_TOKENS})
   --decode-tokens N  tokens decoded after the prompt per repetition (default ${DECODE_TOKENS})
+  --calib-shapes LIST  activation matrices TOKENSxCHANNELS of calib-stats (default ${DEFAULT_STATS_SHAPES}; --quick ${QUICK_STATS_SHAPES})
+  --calib-text NxL     calib-llama: N sequences of L tokens of the bundled text (default ${DEFAULT_LLAMA_TEXT}; --quick ${QUICK_LLAMA_TEXT})
+  --calib-lines N      calib-ocr: rendered text lines (default ${DEFAULT_OCR_LINES}; --quick ${QUICK_OCR_LINES})
   --help         this text`;
 
 interface Options {
@@ -67,6 +90,10 @@ interface Options {
   budgetMs: number;
   promptTokens: number;
   decodeTokens: number;
+  calib: CalibSelection;
+  calibShapes: ActivationShape[];
+  calibText: { sequences: number; tokens: number };
+  calibLines: number;
 }
 
 function wholeNumber(text: string | undefined, flag: string, fallback: number): number {
@@ -88,6 +115,9 @@ function options(argv: string[]): Options | undefined {
       'no-model': { type: 'boolean', default: false },
       'prompt-tokens': { type: 'string' },
       'decode-tokens': { type: 'string' },
+      'calib-shapes': { type: 'string' },
+      'calib-text': { type: 'string' },
+      'calib-lines': { type: 'string' },
       'max-run-s': { type: 'string', default: '30' },
       'budget-s': { type: 'string', default: '420' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -114,6 +144,10 @@ function options(argv: string[]): Options | undefined {
     cpu: !values['no-cpu'],
     promptTokens: wholeNumber(values['prompt-tokens'], '--prompt-tokens', values.quick ? QUICK_PROMPT_TOKENS : PROMPT_TOKENS),
     decodeTokens: wholeNumber(values['decode-tokens'], '--decode-tokens', values.quick ? QUICK_DECODE_TOKENS : DECODE_TOKENS),
+    calib: selectCalibCases(only, { model: !values['no-model'] }),
+    calibShapes: parseShapes(values['calib-shapes'] ?? (values.quick ? QUICK_STATS_SHAPES : DEFAULT_STATS_SHAPES)),
+    calibText: parseTextShape(values['calib-text'] ?? (values.quick ? QUICK_LLAMA_TEXT : DEFAULT_LLAMA_TEXT)),
+    calibLines: wholeNumber(values['calib-lines'], '--calib-lines', values.quick ? QUICK_OCR_LINES : DEFAULT_OCR_LINES),
   };
 }
 
@@ -231,6 +265,9 @@ async function main(opts: Options): Promise<void> {
   const log = (m: string) => console.log(m);
   const runModel = sel.forward || sel.rtn;
   let model: ModelBenchResult | null = null;
+  const calibSel = opts.calib;
+  const runCalib = calibSel.stats || calibSel.sweeps || calibSel.llama || calibSel.ocr;
+  let calib: CalibBenchResult | null = null;
 
   log('QuantLab kernel benchmark');
   log(`device:  ${describeDevice(ctx)}`);
@@ -246,6 +283,17 @@ async function main(opts: Options): Promise<void> {
     log(`model:   stories15M ${what}${modelMissing() ? ` - skipped: ${modelMissing()}` : ''}`);
   } else {
     log('model:   not selected (--no-model, or --only names no model case)');
+  }
+  if (runCalib) {
+    const what = [
+      calibSel.stats ? `statistics on ${opts.calibShapes.map(formatShape).join(', ')}` : '',
+      calibSel.sweeps ? 'MSE / entropy sweeps' : '',
+      calibSel.llama ? `stories15M on ${opts.calibText.sequences} x ${opts.calibText.tokens} tokens` : '',
+      calibSel.ocr ? `PP-OCRv4 rec on ${opts.calibLines} lines` : '',
+    ].filter(Boolean);
+    log(`calib:   ${what.join('; ')}`);
+  } else {
+    log('calib:   not selected (--only names no calibration case)');
   }
   log('');
 
@@ -359,6 +407,24 @@ async function main(opts: Options): Promise<void> {
       memory.sample();
       if (model.error) process.exitCode = 1;
     }
+
+    if (runCalib) {
+      log('');
+      calib = await runCalibBench(ctx, {
+        selection: calibSel,
+        cpu: opts.cpu,
+        plan,
+        shapes: opts.calibShapes,
+        llamaText: opts.calibText,
+        ocrLines: opts.calibLines,
+        maxRunMs: opts.maxRunMs,
+        budgetMs: opts.budgetMs,
+        startedAt: started,
+        log,
+      });
+      memory.sample();
+      if (Object.keys(calib.errors).length) process.exitCode = 1;
+    }
   } finally {
     ctx.dispose();
   }
@@ -385,6 +451,10 @@ async function main(opts: Options): Promise<void> {
     log(modelReport(model));
     if (copy && (model.forward || model.rtn.length)) log(`% of copy: against the copy kernel's ${fmt(copy.gbps)} GB/s at ${formatSize(copy.n)} elements in this run`);
   }
+  if (calib) {
+    log('');
+    log(calibReport(calib));
+  }
   log(
     `memory: peak RSS ${mib(peak.maxRssBytes)}, peak JS heap used ${mib(peak.heapUsedBytes)} (of ${mib(peak.heapTotalBytes)}), peak typed arrays ${mib(peak.arrayBuffersBytes)}`,
   );
@@ -409,6 +479,7 @@ async function main(opts: Options): Promise<void> {
     skipped,
     skippedSizes,
     model,
+    calib,
     summary: { ...v, targetN: TARGET_N, notRun: skipped.filter((s) => s.bound === 'memory' && s.n === v.n).map((s) => `${s.kernel} ${s.config}`), verdict: verdictLine(v, skipped) },
     memory: peak,
     durationS,

@@ -70,13 +70,14 @@ test('analysis follows the controls and matches the CPU reference', async ({ pag
 
 test('the sections not built yet say what they will do, with no controls', async ({ page }) => {
   await openPlayground(page);
-  // Model and Quantize are built: without a model, Quantize points to the Model page.
-  await page.getByTestId('tab-quantize').click();
-  await expect(page.getByTestId('no-model')).toContainText('Choose one on the Model page');
+  // Model, Calibrate and Quantize are built: without a model, Calibrate and Quantize point to the Model page.
+  for (const id of ['quantize', 'calibrate']) {
+    await page.getByTestId(`tab-${id}`).click();
+    await expect(page.getByTestId('no-model')).toContainText('Choose one on the Model page');
+  }
   await page.getByTestId('tab-model').click();
   await expect(page.getByTestId('page-model')).toContainText(/ONNX.*llama2\.c.*GGUF.*safetensors/s);
   for (const [id, words] of [
-    ['calibrate', /max.*percentile.*entropy.*MSE/s],
     ['evaluate', /perplexity.*accuracy.*SQNR/s],
     ['export', /QuantizeLinear.*TensorRT.*AutoAWQ.*MatMulNBits.*GGUF/s],
   ] as const) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // npm run bench: install what is missing (npm packages; chromium for SwiftShader's Vulkan driver and
 // libvulkan1 through apt-get when root), then run the benchmark (bench/run.ts, TypeScript through tsx: the
-// kernels, then the stories15M forward pass and whole-model RTN) with the arguments given, e.g.
-// `npm run bench -- --sizes 1M,4M --out bench-results/k.json`, `npm run bench -- --only model`, `--no-model`.
+// kernels, then the stories15M forward pass and whole-model RTN, then the calibration cases) with the arguments
+// given, e.g. `npm run bench -- --sizes 1M,4M --out bench-results/k.json`, `npm run bench -- --only model`,
+// `npm run bench -- --only calib --quick`, `--no-model`.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -2,6 +2,7 @@
 import { Header } from './components/header.tsx';
 import { DeviceBanner } from './components/playground/device-banner.tsx';
 import { SectionNav } from './components/section-nav.tsx';
+import { CalibratePage } from './pages/calibrate-page.tsx';
 import { ComingSoonPage } from './pages/coming-soon-page.tsx';
 import { ModelPage } from './pages/model-page.tsx';
 import { PlaygroundPage } from './pages/playground-page.tsx';
@@ -24,6 +25,7 @@ export function App() {
           <PlaygroundPage />
         </div>
         {section.id === 'model' && <ModelPage />}
+        {section.id === 'calibrate' && <CalibratePage />}
         {section.id === 'quantize' && <QuantizePage />}
         {section.coming && <ComingSoonPage section={section} step={index + 1} />}
       </main>

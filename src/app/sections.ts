@@ -24,11 +24,7 @@ export const SECTIONS: Section[] = [
   {
     id: 'calibrate',
     title: 'Calibrate',
-    summary: 'Choose activation ranges from sample data.',
-    coming: [
-      'Run sample inputs through the model and collect activation statistics on the GPU.',
-      'Pick each activation’s range with the max, percentile (99.9 / 99.99 / 99.999), entropy (TensorRT style KL divergence) or MSE calibrator, and compare them on the histogram.',
-    ],
+    summary: 'Run sample data through the model, compare the max, percentile, entropy and MSE calibrators per activation, find the outlier channels, and download the ranges.',
   },
   {
     id: 'quantize',

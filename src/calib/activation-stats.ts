@@ -1,7 +1,7 @@
 /**
  * Running statistics of one activation tensor, accumulated on the GPU batch by batch so that no batch
- * has to be kept: per-channel min / max / max|x| / sum|x| (act-stats-merge.wgsl over column-stats.wgsl
- * partials), per-token max|x| (act-row-stats.wgsl), the growing 2048-bin |x| histogram, NaN/Inf counts,
+ * has to be kept: per-channel min / max / max|x| / sum|x| (column-stats.wgsl partials merged into the running state by
+ * group-stats-combine.wgsl), per-token max|x| (act-row-stats.wgsl), the growing 2048-bin |x| histogram, NaN/Inf counts,
  * the exponential moving average of per-batch min / max, and a snapshot of the first tokens for the
  * channel x token view. The host reads back one small vector per batch (the per-token statistics): it
  * needs the batch's range to grow the histogram before adding the batch.
@@ -100,7 +100,7 @@ export class ActivationStatsGpu {
     try {
       await ctx.run([
         { shader: 'column-stats.wgsl', constants: { WG }, bindings: [colParams, x.buffer, partial], workgroups: [Math.ceil(cols / WG), numChunks] },
-        { shader: 'act-stats-merge.wgsl', constants: { WG }, bindings: [mergeParams, partial, this.state], workgroups: grid(Math.ceil(cols / WG)) },
+        { shader: 'group-stats-combine.wgsl', constants: { WG, ACCUMULATE: true }, bindings: [mergeParams, partial, this.state], workgroups: grid(Math.ceil(cols / WG)) },
         { shader: 'act-row-stats.wgsl', constants: { WG: 64 }, bindings: [rowParams, x.buffer, rowStats], workgroups: grid(rows) },
       ]);
       const raw = await ctx.read(rowStats, rows * ROW_STATS_BYTES);

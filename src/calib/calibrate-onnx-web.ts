@@ -11,7 +11,7 @@ import { BUNDLED_PHOTOS, PPOCR_KEYS, TEXT_FONT } from './bundled-data.ts';
 import { captureOnnxStats, DEFAULT_RENDERED_LINES, imagesPerBatch, onnxImageInput, renderedLines } from './calibrate-onnx.ts';
 import { preprocessBatch, type RgbaImage } from './image-preprocess.ts';
 import { webOrtRuntime } from './ort-web.ts';
-import { buildCalibrationResult, weightChannelAbsmax } from './result.ts';
+import { buildCalibrationResult, calibratorSweeps, weightChannelAbsmax } from './result.ts';
 import { CalibDataError } from './text-data.ts';
 import { loadMobyDickWeb } from './text-data-web.ts';
 import { loadFont } from './text-render.ts';
@@ -58,7 +58,7 @@ export async function calibrateOnnxWeb(
 ): Promise<CalibrationRun> {
   const t0 = performance.now();
   const base = req.baseUrl;
-  const input = onnxImageInput(h);
+  const input = onnxImageInput(h, req.preset);
   const report = (label: string, done = 0, total = 0) => opts.onProgress?.({ phase: 'data', done, total, label });
   let images: RgbaImage[];
   let source: string;
@@ -97,7 +97,9 @@ export async function calibrateOnnxWeb(
   const batches = function* () {
     for (let i = 0; i < images.length; i += per) yield { [input.name]: preprocessBatch(images.slice(i, i + per), input.preset) };
   };
-  const runtime = webOrtRuntime({ wasmPaths: new URL('ort/', base).href });
+  // On a software adapter (SwiftShader) onnxruntime's WebAssembly CPU provider is far faster than its WebGPU
+  // provider on the same emulated GPU (2 text lines: 167 s on WebGPU in Chromium on SwiftShader).
+  const runtime = webOrtRuntime({ wasmOnly: ctx.isSoftware });
   const { summaries, report: cap } = await captureOnnxStats(ctx, h, runtime, batches(), {
     signal: opts.signal,
     snapshotTokens: req.snapshotTokens,
@@ -107,6 +109,7 @@ export async function calibrateOnnxWeb(
   opts.onProgress?.({ phase: 'calibrate', done: 0, total: 1, label: 'choosing ranges' });
   const tokens = summaries.reduce((a, s) => Math.max(a, s.tokens), 0);
   const result = buildCalibrationResult(h.name, summaries, {
+    sweeps: await calibratorSweeps(ctx, summaries, req.bits),
     bits: req.bits,
     method: req.method,
     data: { source, samples: images.length, tokens },

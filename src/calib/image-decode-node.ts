@@ -7,16 +7,11 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as jpeg from 'jpeg-js';
+import { PNG } from 'pngjs';
 import { BUNDLED_IMAGES, bundledImageSpecifier, type BundledImage } from './bundled-images.ts';
 import type { RgbaImage } from './image-preprocess.ts';
 
-/** The part of pngjs used here (the package ships no types). */
-interface PngSync {
-  read(buffer: Buffer): { width: number; height: number; data: Buffer };
-}
-
 const require = createRequire(import.meta.url);
-const pngSync = (): PngSync => (require('pngjs') as { PNG: { sync: PngSync } }).PNG.sync;
 
 /** A file that is not a JPEG or PNG image, or does not decode; the message names the file and the reason. */
 export class ImageDecodeError extends Error {
@@ -43,7 +38,7 @@ export function decodeImageBytes(name: string, bytes: Uint8Array): RgbaImage {
       const d = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
       img = { width: d.width, height: d.height, data: d.data };
     } else {
-      const d = pngSync().read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      const d = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       img = { width: d.width, height: d.height, data: new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength) };
     }
   } catch (e) {

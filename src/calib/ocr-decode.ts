@@ -7,7 +7,6 @@
  * of the key file (ppocr_keys_v1.txt: 6623 keys) in order, and with use_space_char=True one last class
  * for ' ', so C = 6625. No Node imports: the browser bundles this file.
  */
-import type { RgbaImage } from './text-render.ts';
 
 /** The lines of a PaddleOCR key file (one character per line; '\r\n' tolerated, a final empty line dropped). */
 export function ppocrKeys(keysText: string): string[] {
@@ -24,82 +23,6 @@ export function ppocrCharset(keysText: string, useSpaceChar = true): string[] {
 /** What the recogniser can output besides the blank: the keys plus ' ' (for `sampleTextLines`' `allowed`). */
 export function ppocrAlphabet(keysText: string): Set<string> {
   return new Set([...ppocrKeys(keysText), ' ']);
-}
-
-export interface RecognizerInputOptions {
-  /** Model input height (default 48). */
-  height?: number;
-  /** Smallest padded width (default 320, PaddleOCR's rec_image_shape 3,48,320). */
-  width?: number;
-  /**
-   * true (default, as predict_rec.py): the batch width grows to floor(height * widest aspect ratio), so no
-   * line is squeezed. false: the width is fixed at `width` and wider lines are squeezed to it.
-   */
-  dynamicWidth?: boolean;
-}
-
-/** A float32 NCHW tensor. */
-export interface RecognizerInput {
-  data: Float32Array;
-  dims: [number, number, number, number];
-  /** Width each image was resized to before padding. */
-  widths: number[];
-}
-
-/** Preprocesses text-line images for the recogniser, as one batch. */
-export function recognizerInput(images: readonly RgbaImage[], opts: RecognizerInputOptions = {}): RecognizerInput {
-  const H = opts.height ?? 48;
-  const minW = opts.width ?? 320;
-  const dynamic = opts.dynamicWidth ?? true;
-  let maxRatio = minW / H;
-  for (const im of images) maxRatio = Math.max(maxRatio, im.width / im.height);
-  const W = dynamic ? Math.floor(H * maxRatio) : minW;
-  const n = images.length;
-  const plane = H * W;
-  const data = new Float32Array(n * 3 * plane); // zeros: the padding value after normalisation
-  const widths: number[] = [];
-  for (let b = 0; b < n; b++) {
-    const im = images[b];
-    const w = Math.min(W, Math.ceil((H * im.width) / im.height));
-    widths.push(w);
-    const resized = im.width === w && im.height === H ? im.data : resizeBilinear(im, w, H);
-    for (let y = 0; y < H; y++) {
-      for (let x = 0; x < w; x++) {
-        const p = 4 * (y * w + x);
-        const o = b * 3 * plane + y * W + x;
-        // BGR channel order, (x / 255 - 0.5) / 0.5.
-        data[o] = resized[p + 2] / 127.5 - 1;
-        data[o + plane] = resized[p + 1] / 127.5 - 1;
-        data[o + 2 * plane] = resized[p] / 127.5 - 1;
-      }
-    }
-  }
-  return { data, dims: [n, 3, H, W], widths };
-}
-
-/** Bilinear resize with OpenCV's INTER_LINEAR pixel-centre convention (src = (dst + 0.5) * scale - 0.5). */
-function resizeBilinear(im: RgbaImage, w: number, h: number): Uint8ClampedArray {
-  const out = new Uint8ClampedArray(w * h * 4);
-  const sx = im.width / w;
-  const sy = im.height / h;
-  for (let y = 0; y < h; y++) {
-    const fy = Math.min(Math.max((y + 0.5) * sy - 0.5, 0), im.height - 1);
-    const y0 = Math.floor(fy);
-    const y1 = Math.min(y0 + 1, im.height - 1);
-    const ty = fy - y0;
-    for (let x = 0; x < w; x++) {
-      const fx = Math.min(Math.max((x + 0.5) * sx - 0.5, 0), im.width - 1);
-      const x0 = Math.floor(fx);
-      const x1 = Math.min(x0 + 1, im.width - 1);
-      const tx = fx - x0;
-      for (let c = 0; c < 4; c++) {
-        const a = im.data[4 * (y0 * im.width + x0) + c] * (1 - tx) + im.data[4 * (y0 * im.width + x1) + c] * tx;
-        const b = im.data[4 * (y1 * im.width + x0) + c] * (1 - tx) + im.data[4 * (y1 * im.width + x1) + c] * tx;
-        out[4 * (y * w + x) + c] = Math.round(a * (1 - ty) + b * ty);
-      }
-    }
-  }
-  return out;
 }
 
 export interface DecodedLine {

@@ -5,6 +5,7 @@
  * float64 outputs, and capture never feeds anything but float32.
  * No Node imports: the browser bundles this file.
  */
+import { decodeF16 } from '../model/formats/half.ts';
 
 /** A dense float32 tensor, row-major. */
 export interface FloatTensor {
@@ -55,4 +56,34 @@ export function floatTensorFromOrt(name: string, t: OrtTensorLike, decodeHalf: (
   }
   if (t.type === 'float64' && d instanceof Float64Array) return { data: Float32Array.from(d), dims };
   throw new TypeError(`output "${name}" is ${t.type}: activation capture reads floating-point tensors only`);
+}
+
+/** The parts of an onnxruntime InferenceSession (node or web) the wrapper uses. */
+export interface OrtInferenceSessionLike<T> {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, T>, fetches: string[]): Promise<Record<string, OrtTensorLike>>;
+  release(): Promise<void>;
+}
+
+function decodeHalfBits(bits: Uint16Array): Float32Array {
+  return decodeF16(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), 0, bits.length);
+}
+
+/** An onnxruntime session (node or web) as an OrtSessionLike; `tensor` builds that runtime's float32 Tensor. */
+export function wrapOrtSession<T>(session: OrtInferenceSessionLike<T>, tensor: (data: Float32Array, dims: number[]) => T): OrtSessionLike {
+  return {
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    async run(feeds, outputNames) {
+      const ortFeeds: Record<string, T> = {};
+      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = tensor(t.data, t.dims);
+      const result = await session.run(ortFeeds, [...(outputNames ?? session.outputNames)]);
+      const out: Record<string, FloatTensor> = {};
+      // Outputs come back on the CPU (preferredOutputLocation defaults to 'cpu'), so `data` is readable.
+      for (const [name, t] of Object.entries(result)) out[name] = floatTensorFromOrt(name, t, decodeHalfBits);
+      return out;
+    },
+    release: () => session.release(),
+  };
 }

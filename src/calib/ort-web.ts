@@ -1,16 +1,18 @@
 /**
  * OrtRuntime over onnxruntime-web for the lab's worker: the WebGPU execution provider when the browser has
- * one, the WebAssembly CPU provider otherwise. onnxruntime-web loads its .wasm (and .mjs glue) from
- * `wasmPaths`, a URL prefix the caller gives (where the app serves node_modules/onnxruntime-web/dist).
+ * one, the WebAssembly CPU provider otherwise. onnxruntime-web loads its .wasm from the asset the bundler
+ * emits for it, or from `wasmPaths` when given.
  * Browser only: the CLI and the tests use ort-node.ts.
  */
 import * as ort from 'onnxruntime-web/webgpu';
-import { decodeF16 } from '../model/formats/half.ts';
-import { floatTensorFromOrt, type FloatTensor, type OrtRuntime, type OrtSessionLike } from './ort-runtime.ts';
+import { wrapOrtSession, type OrtRuntime, type OrtSessionLike } from './ort-runtime.ts';
 
 export interface WebRuntimeOptions {
-  /** URL prefix (ending in '/') of onnxruntime-web's dist files: `ort-wasm-simd-threaded.jsep.wasm` etc. */
-  wasmPaths: string;
+  /**
+   * URL prefix (ending in '/') of onnxruntime-web's .wasm files. Default: where the bundler put the file the
+   * bundle references (vite emits it as an asset: the WebGPU bundle of 1.30 loads the asyncify build).
+   */
+  wasmPaths?: string;
   /** WebAssembly threads (default: onnxruntime-web's choice; 1 unless the page is cross-origin isolated). */
   numThreads?: number;
   /** Skip WebGPU and use the wasm provider only. */
@@ -19,25 +21,8 @@ export interface WebRuntimeOptions {
   onProvider?: (provider: 'webgpu' | 'wasm', reason?: string) => void;
 }
 
-function decodeHalf(bits: Uint16Array): Float32Array {
-  return decodeF16(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), 0, bits.length);
-}
-
 function wrap(session: ort.InferenceSession): OrtSessionLike {
-  return {
-    inputNames: session.inputNames,
-    outputNames: session.outputNames,
-    async run(feeds, outputNames) {
-      const ortFeeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor('float32', t.data, t.dims);
-      const result = outputNames ? await session.run(ortFeeds, [...outputNames]) : await session.run(ortFeeds);
-      const out: Record<string, FloatTensor> = {};
-      // Outputs come back on the CPU (preferredOutputLocation defaults to 'cpu'), so `data` is readable.
-      for (const [name, t] of Object.entries(result)) out[name] = floatTensorFromOrt(name, t, decodeHalf);
-      return out;
-    },
-    release: () => session.release(),
-  };
+  return wrapOrtSession(session, (data, dims) => new ort.Tensor('float32', data, dims));
 }
 
 /**
@@ -46,7 +31,7 @@ function wrap(session: ort.InferenceSession): OrtSessionLike {
  * session is created again with ['wasm'] alone, and `name` says so from then on.
  */
 export function webOrtRuntime(options: WebRuntimeOptions): OrtRuntime {
-  ort.env.wasm.wasmPaths = options.wasmPaths;
+  if (options.wasmPaths) ort.env.wasm.wasmPaths = options.wasmPaths;
   if (options.numThreads !== undefined) ort.env.wasm.numThreads = options.numThreads;
   let webgpuFailed = options.wasmOnly ?? false;
   const runtime = {

@@ -2,7 +2,7 @@
  * Line strings for the rendered-text data of the OCR recogniser: runs of whole consecutive words cut from
  * running text (the bundled Moby-Dick), limited to characters the recogniser can output, reproducible
  * from a seed. No Node imports: the browser bundles this file (it fetches the chapters itself; Node uses
- * text-lines-node.ts).
+ * text-data-node.ts).
  */
 import { mulberry32 } from '../util/random.ts';
 

@@ -8,18 +8,15 @@
  * in every browser.
  * No Node imports: the browser bundles this file.
  */
-// opentype.js ships no type declarations; the interfaces below describe the parts used here.
-// @ts-ignore TS7016 (not @ts-expect-error: it must keep compiling once someone adds a declaration)
+// opentype.js ships no type declarations (src/app/types.d.ts declares the module); the interfaces below
+// describe the parts used here.
 import * as opentypeModule from 'opentype.js';
 import { mulberry32 } from '../util/random.ts';
+import type { RgbaImage } from './image-preprocess.ts';
 import { PathRasterizer, type PathCommand } from './raster.ts';
 
-/** An 8-bit RGBA image, row-major, like the browser's ImageData. */
-export interface RgbaImage {
-  width: number;
-  height: number;
-  data: Uint8ClampedArray;
-}
+export type { RgbaImage };
+
 
 /** The parts of an opentype.js Font this module uses (the package ships no types). */
 export interface OpenTypeFont {

@@ -5,6 +5,7 @@
  * tokens are sequence positions for language models and spatial positions (N*H*W) for convolutions.
  * No Node imports: the browser bundles this file.
  */
+import type { ImagePreset } from './image-preprocess.ts';
 
 /** The calibrators of REFERENCE.md section 2. */
 export type CalibMethod = 'max' | 'ma-minmax' | 'percentile-99.9' | 'percentile-99.99' | 'percentile-99.999' | 'entropy' | 'mse';
@@ -123,6 +124,8 @@ export interface CalibrateRequest {
   method: CalibMethod;
   /** Tokens of each tensor kept for the channel x token view (default 64). */
   snapshotTokens?: number;
+  /** Image preprocessing of ONNX models (image-preprocess.ts); default: what the model's input implies. */
+  preset?: ImagePreset;
 }
 
 export interface CalibProgress {

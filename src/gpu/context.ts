@@ -115,6 +115,12 @@ export class GpuContext {
     return this.lostError !== undefined;
   }
 
+  /** A software adapter (SwiftShader, or one the browser marks as fallback): the CPU beats it at small jobs. */
+  get isSoftware(): boolean {
+    const d = this.description;
+    return d.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(`${d.vendor} ${d.architecture} ${d.description}`);
+  }
+
   hasFeature(f: OptionalFeature): boolean {
     return this.description.features.includes(f);
   }

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { ActivationStatsGpu } from '../../src/calib/activation-stats.ts';
 import { GrowingHistogram } from '../../src/calib/histogram.ts';
-import { buildCalibrationResult, checkSummaries, weightInputChannelAbsmax } from '../../src/calib/result.ts';
+import { buildCalibrationResult, calibratorSweeps, checkSummaries, weightInputChannelAbsmax } from '../../src/calib/result.ts';
 import { gpuContext } from '../helpers/gpu.ts';
 import { gaussian } from '../helpers/random.ts';
 
@@ -130,6 +130,13 @@ describe('ActivationStatsGpu', () => {
       expect(t.topChannels[0].channel).toBe(5);
       expect(t.sqnrDb[t.best]).toBe(Math.max(...Object.values(t.sqnrDb)));
       expect(t.histogram.percentiles['99.99']).toBeGreaterThan(0);
+      // The same result with the MSE and entropy sweeps run by the WGSL kernels.
+      const sweeps = await calibratorSweeps(ctx, [s], 8, 'gpu');
+      expect(sweeps!.get('clean')!.mseSweep).toHaveLength(2048 - 128);
+      const g = buildCalibrationResult('m', [s], { bits: 8, method: 'mse', data: { source: 'x', samples: 1, tokens: 200 }, seconds: 0, sweeps }).tensors[0];
+      expect(g.amax.mse).toBe(t.amax.mse);
+      expect(g.amax.entropy).toBe(t.amax.entropy);
+      expect(await calibratorSweeps(ctx, [s], 8, 'cpu')).toBeUndefined();
     } finally {
       stats.dispose();
     }

@@ -1,6 +1,6 @@
 // Calibration images reach the model as PaddleOCR / torchvision would feed them: the bilinear resize matches a naive half-pixel-centre implementation, each preset's sizes, channel order, normalisation and padding match hand-computed pixels, models pick their preset from the input shape, JPEG and PNG files decode (the bundled photos included) and bad images fail with the file and the reason.
+import { PNG } from 'pngjs';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -159,7 +159,6 @@ describe('presets', () => {
 
 describe('decoding (Node)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'quantlab-img-'));
-  const { PNG } = createRequire(import.meta.url)('pngjs') as { PNG: { sync: { write(p: { width: number; height: number; data: Buffer }): Buffer } } };
 
   it('a PNG written by pngjs decodes to its pixels', async () => {
     const data = Buffer.from(randomImage(5, 3, 9).data);

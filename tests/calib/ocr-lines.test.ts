@@ -1,4 +1,5 @@
 // Moby-Dick lines are sampled reproducibly within the recogniser's alphabet, CTC output decodes with the PP-OCR dictionary, the accuracy metrics mean what they say, and DejaVu-rendered lines are read back by the FP32 PP-OCRv4 recogniser with high character accuracy (the baseline quantized models are measured against).
+import { preprocessBatch } from '../../src/calib/image-preprocess.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -11,11 +12,10 @@ import {
   ppocrAlphabet,
   ppocrCharset,
   ppocrKeys,
-  recognizerInput,
   wordAccuracy,
 } from '../../src/calib/ocr-decode.ts';
 import { sampleTextLines } from '../../src/calib/text-lines.ts';
-import { loadMobyDickNode } from '../../src/calib/text-lines-node.ts';
+import { loadMobyDickNode } from '../../src/calib/text-data-node.ts';
 import { loadFont, renderTextLine } from '../../src/calib/text-render.ts';
 
 const require = createRequire(import.meta.url);
@@ -144,31 +144,6 @@ describe('accuracy metrics', () => {
   });
 });
 
-describe('recogniser input', () => {
-  it('is BGR, (x / 255 - 0.5) / 0.5, NCHW, zero-padded to at least 320 wide', () => {
-    const img = { width: 2, height: 48, data: new Uint8ClampedArray(2 * 48 * 4) };
-    for (let i = 0; i < 96; i++) img.data.set(i % 2 === 0 ? [255, 0, 51, 255] : [0, 0, 0, 255], 4 * i);
-    const { data, dims, widths } = recognizerInput([img]);
-    expect(dims).toEqual([1, 3, 48, 320]);
-    expect(widths).toEqual([2]);
-    const plane = 48 * 320;
-    expect([data[0], data[plane], data[2 * plane]]).toEqual([Math.fround(51 / 127.5 - 1), -1, 1]); // B, G, R of pixel (0, 0)
-    expect(data[1]).toBe(-1);
-    expect(data[2]).toBe(0); // padding
-  });
-
-  it('keeps the aspect ratio: taller images are resized to height 48, wide batches widen', () => {
-    const tall = { width: 100, height: 96, data: new Uint8ClampedArray(100 * 96 * 4).fill(255) };
-    const wide = { width: 500, height: 48, data: new Uint8ClampedArray(500 * 48 * 4).fill(255) };
-    const r = recognizerInput([tall, wide]);
-    expect(r.dims).toEqual([2, 3, 48, 500]);
-    expect(r.widths).toEqual([50, 500]);
-    expect(r.data[49]).toBe(1);
-    expect(r.data[50]).toBe(0);
-    expect(recognizerInput([wide], { dynamicWidth: false }).dims).toEqual([1, 3, 48, 320]);
-  });
-});
-
 describe.skipIf(!keysText || !recModel || !existsSync(recModel))('PP-OCRv4 recogniser on rendered Moby-Dick lines (FP32)', () => {
   let ort: Ort | undefined;
   beforeAll(async () => {
@@ -184,7 +159,7 @@ describe.skipIf(!keysText || !recModel || !existsSync(recModel))('PP-OCRv4 recog
     const start = performance.now();
     const preds: string[] = [];
     for (const { text } of lines) {
-      const input = recognizerInput([renderTextLine(font, text, { height: 48, foreground: 0, background: 255 })]);
+      const input = preprocessBatch([renderTextLine(font, text, { height: 48, foreground: 0, background: 255 })], 'ppocr-rec', { recWidthMode: 'paddleocr' });
       const out = await session.run({ [session.inputNames[0]]: new ort!.Tensor('float32', input.data, input.dims) });
       const scores = out[session.outputNames[0]];
       expect(scores.dims[2]).toBe(charset.length);

@@ -44,7 +44,7 @@ function fill(commands: PathCommand[], w = 64, h = 64): Float32Array {
 }
 
 /** FNV-1a of the bytes, to pin the exact pixels of a rendering. */
-function fnv1a(bytes: Uint8ClampedArray): string {
+function fnv1a(bytes: ArrayLike<number>): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
   return h.toString(16).padStart(8, '0');

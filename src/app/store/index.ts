@@ -1,17 +1,19 @@
 /** The app store: one zustand store made of slices, holding only serialisable UI state. */
 import { create } from 'zustand';
+import { createCalibSlice, type CalibSlice } from './calib-slice.ts';
 import { createDeviceSlice, type DeviceSlice } from './device-slice.ts';
 import { createModelSlice, type ModelSlice } from './model-slice.ts';
 import { createPlaygroundSlice, type PlaygroundSlice } from './playground-slice.ts';
 import { createRouteSlice, type RouteSlice } from './route-slice.ts';
 
-export type AppState = DeviceSlice & PlaygroundSlice & RouteSlice & ModelSlice;
+export type AppState = DeviceSlice & PlaygroundSlice & RouteSlice & ModelSlice & CalibSlice;
 
 export const useAppStore = create<AppState>()((...a) => ({
   ...createDeviceSlice(...a),
   ...createPlaygroundSlice(...a),
   ...createRouteSlice(...a),
   ...createModelSlice(...a),
+  ...createCalibSlice(...a),
 }));
 
 export type AppStore = typeof useAppStore;

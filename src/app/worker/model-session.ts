@@ -14,7 +14,7 @@ import { describeModel, ModelOpenError, openModel, planFunction, quantizableLaye
 import { QuantKernels } from '../../quant/gpu-kernels.ts';
 import { quantizeLayersRtn, type ModelQuantReport } from '../../quant/model-rtn.ts';
 import { captureLlamaStats } from '../../calib/capture-llama.ts';
-import { buildCalibrationResult, weightChannelAbsmax } from '../../calib/result.ts';
+import { buildCalibrationResult, calibratorSweeps, weightChannelAbsmax } from '../../calib/result.ts';
 import { CalibDataError, generateSequences, parseTextFile, textToSequences, type TextSequences } from '../../calib/text-data.ts';
 import { loadMobyDickWeb } from '../../calib/text-data-web.ts';
 import type { CalibrateRequest, CalibrationRun } from '../../calib/types.ts';
@@ -225,6 +225,7 @@ export class ModelSession {
       });
       report('choosing ranges', 0, 1);
       const result = buildCalibrationResult(handle.name, summaries, {
+        sweeps: await calibratorSweeps(ctx, summaries, req.bits),
         bits: req.bits,
         method: req.method,
         data: { source: seqs.source, samples: seqs.sequences.length, sequenceLength: seqLen, tokens: seqs.tokens },

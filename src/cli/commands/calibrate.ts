@@ -11,7 +11,8 @@ import { LlamaGpu } from '../../model/llama/forward-gpu.ts';
 import type { ModelHandle } from '../../model/workspace.ts';
 import { captureLlamaStats } from '../../calib/capture-llama.ts';
 import { calibrateOnnxNode } from '../../calib/calibrate-onnx-node.ts';
-import { buildCalibrationResult, CalibrationError } from '../../calib/result.ts';
+import { IMAGE_PRESETS, type ImagePreset } from '../../calib/image-preprocess.ts';
+import { buildCalibrationResult, calibratorSweeps, CalibrationError } from '../../calib/result.ts';
 import { CalibDataError, defaultTextShape, generateSequences, parseTextFile, textToSequences, type TextSequences } from '../../calib/text-data.ts';
 import { loadMobyDickCalibrationNode } from '../../calib/text-data-node.ts';
 import { trtCalibrationCache } from '../../calib/trt-cache.ts';
@@ -23,6 +24,12 @@ import { openModelFromArgs } from '../open-model.ts';
 import type { ParsedOptions } from '../options.ts';
 
 const PERCENTILES = ['99.9', '99.99', '99.999'];
+
+function sweepMode(opts: ParsedOptions): 'auto' | 'gpu' | 'cpu' {
+  const m = opts.string('sweeps') ?? 'auto';
+  if (m !== 'auto' && m !== 'gpu' && m !== 'cpu') throw new UsageError(`--sweeps must be auto, gpu or cpu, got ${m}`);
+  return m;
+}
 
 export function methodFromArgs(method: string | undefined, percentile: string | undefined): CalibMethod {
   const m = method ?? 'entropy';
@@ -78,6 +85,7 @@ async function calibrateLlamaCli(h: Extract<ModelHandle, { kind: 'llama' }>, opt
         onProgress: opts.flag('json') ? undefined : (p) => p.done === p.total && io.stderr(`captured ${p.total} tokens\n`),
       });
       const result = buildCalibrationResult(h.name, summaries, {
+        sweeps: await calibratorSweeps(ctx, summaries, bits, sweepMode(opts)),
         bits,
         method,
         data: { source: seqs.source, samples: seqs.sequences.length, sequenceLength: seqLen, tokens: seqs.tokens },
@@ -115,9 +123,13 @@ async function run(opts: ParsedOptions, io: CliIo): Promise<number> {
   let result: CalibrationResult;
   try {
     if (h.kind === 'llama') {
+      if (opts.has('preprocess') || opts.has('det-side')) throw new UsageError('--preprocess and --det-side are for ONNX image models');
       result = (await calibrateLlamaCli(h, opts, io, bits, method)).result;
     } else {
       if (opts.has('seq-len')) throw new UsageError('--seq-len is for language models');
+      const preset = opts.string('preprocess');
+      if (preset !== undefined && !(IMAGE_PRESETS as readonly string[]).includes(preset)) throw new UsageError(`--preprocess must be one of ${IMAGE_PRESETS.join(', ')}, got ${preset}`);
+      const side = opts.int('det-side', { min: 32, max: 4096 });
       const data = opts.string('data');
       result = (
         await calibrateOnnxNode(h, {
@@ -125,6 +137,9 @@ async function run(opts: ParsedOptions, io: CliIo): Promise<number> {
           samples: opts.int('samples', { min: 1, max: 100_000 }),
           bits,
           method,
+          preset: preset as ImagePreset | undefined,
+          preprocess: side ? { limitSideLen: side } : undefined,
+          sweeps: sweepMode(opts),
           onProgress: json ? undefined : (p) => p.done === p.total && io.stderr(`${p.phase}: ${p.total} done\n`),
         })
       ).result;
@@ -164,6 +179,9 @@ export const calibrateCommand: Command = {
     { name: 'bits', value: 'B', help: 'activation bits (default 8)' },
     { name: 'samples', value: 'N', help: 'sequences or images' },
     { name: 'seq-len', value: 'L', help: 'tokens per sequence (language models)' },
+    { name: 'preprocess', value: 'PRESET', help: `image preprocessing of ONNX models: ${IMAGE_PRESETS.join(', ')} (default: what the model's input implies)` },
+    { name: 'det-side', value: 'N', help: 'ppocr-det: longest image side after resizing (default 960)' },
+    { name: 'sweeps', value: 'WHERE', help: 'where the MSE / entropy sweeps run: auto (GPU unless it is a software adapter), gpu or cpu' },
     { name: 'out', value: 'FILE', help: 'write the calibration JSON here' },
     { name: 'trt-cache', value: 'FILE', help: 'also write a TensorRT calibration cache (ONNX models)' },
     { name: 'json', help: 'print the calibration JSON on stdout' },
