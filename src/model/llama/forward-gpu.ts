@@ -51,6 +51,55 @@ export interface LlamaCapturePoint {
   buffer: GPUBuffer;
 }
 
+/** Builds the steps of one command buffer: uniform parameters (released after the run) and the shared kernels. */
+class StepBuilder {
+  readonly steps: Step[] = [];
+  private readonly uniforms: GPUBuffer[] = [];
+
+  constructor(
+    private readonly model: { config: LlamaConfig },
+    private readonly ctx: GpuContext,
+    private readonly noBias: GPUBuffer,
+  ) {}
+
+  u(words: number[], floats: Record<number, number> = {}): GPUBuffer {
+    const ab = new ArrayBuffer(Math.max(16, Math.ceil(words.length / 4) * 16));
+    new Uint32Array(ab).set(words);
+    const fv = new Float32Array(ab);
+    for (const [i, v] of Object.entries(floats)) fv[Number(i)] = v;
+    const buf = this.ctx.uniform(ab);
+    this.uniforms.push(buf);
+    return buf;
+  }
+
+  /** y[m, n] = x[m, k] . w[n, k]^T (+ bias) (+= y when accumulating): matvec for a few rows, tiled otherwise. */
+  linear(x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | undefined, y: GPUBuffer, m: number, n: number, k: number, accumulate = false): void {
+    const params = this.u([m, n, k, 0]);
+    const constants = { ACCUMULATE: accumulate, HAS_BIAS: Boolean(bias) };
+    if (m <= MATVEC_MAX_M) {
+      const maxM = m === 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8;
+      this.steps.push({ shader: 'matvec.wgsl', constants: { ...constants, ROWS: MATVEC_ROWS, LANES: MATVEC_LANES, MAX_M: maxM }, bindings: [params, x, w, bias ?? this.noBias, y], workgroups: grid(Math.ceil(n / MATVEC_ROWS)) });
+    } else {
+      this.steps.push({ shader: 'linear.wgsl', constants, bindings: [params, x, w, bias ?? this.noBias, y], workgroups: [Math.ceil(n / 64), Math.ceil(m / 64)] });
+    }
+  }
+
+  rmsnorm(x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, rows: number): void {
+    const c = this.model.config;
+    const params = this.u([rows, c.dim, 0, 0], { 2: c.normEps });
+    this.steps.push({ shader: 'rmsnorm.wgsl', constants: { WG: 256 }, bindings: [params, x, w, y], workgroups: [rows] });
+  }
+
+  elementwise(n: number): [number, number] {
+    return grid(Math.ceil(n / 256)) as [number, number];
+  }
+
+  release(): void {
+    this.ctx.pool.releaseAll(this.uniforms);
+    this.uniforms.length = 0;
+  }
+}
+
 export class LlamaGpu {
   private readonly weights = new Map<string, GPUBuffer>();
   private readonly bufs: Record<string, GPUBuffer> = {};
@@ -197,86 +246,106 @@ export class LlamaGpu {
     const { ctx, config: c, bufs: B } = this;
     const T = tokens.length;
     const pos0 = this.position;
-    const kvDim = c.nKvHeads * c.headDim;
-    const qDim = c.nHeads * c.headDim;
-    const uniforms: GPUBuffer[] = [];
-    const u = (words: number[], floats: Record<number, number> = {}) => {
-      const ab = new ArrayBuffer(Math.max(16, Math.ceil(words.length / 4) * 16));
-      new Uint32Array(ab).set(words);
-      const fv = new Float32Array(ab);
-      for (const [i, v] of Object.entries(floats)) fv[Number(i)] = v;
-      const buf = ctx.uniform(ab);
-      uniforms.push(buf);
-      return buf;
-    };
-    const steps: Step[] = [];
-    const linear = (x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | undefined, y: GPUBuffer, m: number, n: number, k: number, accumulate = false) => {
-      const params = u([m, n, k, 0]);
-      const constants = { ACCUMULATE: accumulate, HAS_BIAS: Boolean(bias) };
-      if (m <= MATVEC_MAX_M) {
-        const maxM = m === 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8;
-        steps.push({ shader: 'matvec.wgsl', constants: { ...constants, ROWS: MATVEC_ROWS, LANES: MATVEC_LANES, MAX_M: maxM }, bindings: [params, x, w, bias ?? B.noBias, y], workgroups: grid(Math.ceil(n / MATVEC_ROWS)) });
-      } else {
-        steps.push({ shader: 'linear.wgsl', constants, bindings: [params, x, w, bias ?? B.noBias, y], workgroups: [Math.ceil(n / 64), Math.ceil(m / 64)] });
-      }
-    };
-    const rmsnorm = (x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, rows: number) => {
-      const params = u([rows, c.dim, 0, 0], { 2: c.normEps });
-      steps.push({ shader: 'rmsnorm.wgsl', constants: { WG: 256 }, bindings: [params, x, w, y], workgroups: [rows] });
-    };
-    const elementwise = (n: number) => grid(Math.ceil(n / 256));
+    const sb = new StepBuilder(this, ctx, B.noBias);
     const capture = (name: string, src: GPUBuffer) => {
       const cap = this.captures?.get(name);
-      if (cap) steps.push({ copy: { src, srcOffset: 0, dst: cap.buffer, dstOffset: 0, size: T * cap.cols * 4 } });
+      if (cap) sb.steps.push({ copy: { src, srcOffset: 0, dst: cap.buffer, dstOffset: 0, size: T * cap.cols * 4 } });
     };
-
     ctx.device.queue.writeBuffer(B.ids, 0, new Uint32Array(tokens));
-    steps.push({ shader: 'embed.wgsl', bindings: [u([T, c.dim, c.vocabSize, 0]), B.ids, this.w('tok_embeddings'), B.x], workgroups: elementwise(T * c.dim) });
+    sb.steps.push({ shader: 'embed.wgsl', bindings: [sb.u([T, c.dim, c.vocabSize, 0]), B.ids, this.w('tok_embeddings'), B.x], workgroups: sb.elementwise(T * c.dim) });
     for (let l = 0; l < c.nLayers; l++) {
       const p = `layers.${l}.`;
-      const bias = (n: string) => this.weights.get(p + n);
-      rmsnorm(B.x, this.w(p + 'attention_norm'), B.xb, T);
+      sb.rmsnorm(B.x, this.w(p + 'attention_norm'), B.xb, T);
       capture(p + 'attn_in', B.xb);
-      linear(B.xb, this.w(p + 'wq'), bias('bq'), B.q, T, qDim, c.dim);
-      linear(B.xb, this.w(p + 'wk'), bias('bk'), B.k, T, kvDim, c.dim);
-      linear(B.xb, this.w(p + 'wv'), bias('bv'), B.v, T, kvDim, c.dim);
-      steps.push({ shader: 'rope.wgsl', bindings: [u([T, qDim, c.headDim, pos0]), B.rope, B.q], workgroups: elementwise((T * qDim) / 2) });
-      steps.push({ shader: 'rope.wgsl', bindings: [u([T, kvDim, c.headDim, pos0]), B.rope, B.k], workgroups: elementwise((T * kvDim) / 2) });
-      const cacheOffset = l * c.seqLen * kvDim;
-      const bytes = T * kvDim * 4;
-      steps.push({ copy: { src: B.k, srcOffset: 0, dst: B.kcache, dstOffset: (cacheOffset + pos0 * kvDim) * 4, size: bytes } });
-      steps.push({ copy: { src: B.v, srcOffset: 0, dst: B.vcache, dstOffset: (cacheOffset + pos0 * kvDim) * 4, size: bytes } });
-      steps.push({
-        shader: 'attention.wgsl',
-        bindings: [u([T, c.nHeads, c.nKvHeads, c.headDim, pos0, c.seqLen, cacheOffset, 0]), B.q, B.kcache, B.vcache, B.scores, B.att],
-        workgroups: [T * c.nHeads],
-      });
-      capture(p + 'attn_out', B.att);
-      linear(B.att, this.w(p + 'wo'), undefined, B.x, T, c.dim, qDim, true);
-      rmsnorm(B.x, this.w(p + 'ffn_norm'), B.xb, T);
+      this.attentionSteps(sb, l, T, pos0, B.xb, B.x, true, (att) => capture(p + 'attn_out', att));
+      sb.rmsnorm(B.x, this.w(p + 'ffn_norm'), B.xb, T);
       capture(p + 'mlp_in', B.xb);
-      linear(B.xb, this.w(p + 'w1'), undefined, B.hb, T, c.hiddenDim, c.dim);
-      linear(B.xb, this.w(p + 'w3'), undefined, B.hb2, T, c.hiddenDim, c.dim);
-      steps.push({ shader: 'swiglu.wgsl', bindings: [u([T * c.hiddenDim, 0, 0, 0]), B.hb, B.hb2], workgroups: elementwise(T * c.hiddenDim) });
-      capture(p + 'mlp_mid', B.hb);
-      linear(B.hb, this.w(p + 'w2'), undefined, B.x, T, c.dim, c.hiddenDim, true);
+      this.mlpSteps(sb, l, T, B.xb, B.x, true, (h) => capture(p + 'mlp_mid', h));
     }
-    rmsnorm(B.x, this.w('norm'), B.xb, T);
+    sb.rmsnorm(B.x, this.w('norm'), B.xb, T);
     const classifier = this.weights.get('output') ?? this.w('tok_embeddings');
     const rows = allLogits ? T : 1;
     if (allLogits) {
-      linear(B.xb, classifier, undefined, B.logits, T, c.vocabSize, c.dim);
+      sb.linear(B.xb, classifier, undefined, B.logits, T, c.vocabSize, c.dim);
     } else {
-      steps.push({ copy: { src: B.xb, srcOffset: (T - 1) * c.dim * 4, dst: B.xlast, dstOffset: 0, size: c.dim * 4 } });
-      linear(B.xlast, classifier, undefined, B.logits, 1, c.vocabSize, c.dim);
+      sb.steps.push({ copy: { src: B.xb, srcOffset: (T - 1) * c.dim * 4, dst: B.xlast, dstOffset: 0, size: c.dim * 4 } });
+      sb.linear(B.xlast, classifier, undefined, B.logits, 1, c.vocabSize, c.dim);
     }
     try {
-      await ctx.run(steps);
+      await ctx.run(sb.steps);
     } finally {
-      ctx.pool.releaseAll(uniforms);
+      sb.release();
     }
     this.position += T;
     return ctx.readF32(B.logits, rows * c.vocabSize);
+  }
+
+  /**
+   * Block l's attention on the normed activations `xb` [T, dim] at positions pos0.., through the KV cache:
+   * q/k/v (+ biases), RoPE, grouped-query attention, o; the result is added into (accumulate) or written to `y`.
+   */
+  private attentionSteps(sb: StepBuilder, l: number, T: number, pos0: number, xb: GPUBuffer, y: GPUBuffer, accumulate: boolean, onAttention?: (att: GPUBuffer) => void): void {
+    const { config: c, bufs: B } = this;
+    const kvDim = c.nKvHeads * c.headDim;
+    const qDim = c.nHeads * c.headDim;
+    const p = `layers.${l}.`;
+    const bias = (n: string) => this.weights.get(p + n);
+    sb.linear(xb, this.w(p + 'wq'), bias('bq'), B.q, T, qDim, c.dim);
+    sb.linear(xb, this.w(p + 'wk'), bias('bk'), B.k, T, kvDim, c.dim);
+    sb.linear(xb, this.w(p + 'wv'), bias('bv'), B.v, T, kvDim, c.dim);
+    sb.steps.push({ shader: 'rope.wgsl', bindings: [sb.u([T, qDim, c.headDim, pos0]), B.rope, B.q], workgroups: sb.elementwise((T * qDim) / 2) });
+    sb.steps.push({ shader: 'rope.wgsl', bindings: [sb.u([T, kvDim, c.headDim, pos0]), B.rope, B.k], workgroups: sb.elementwise((T * kvDim) / 2) });
+    const cacheOffset = l * c.seqLen * kvDim;
+    const bytes = T * kvDim * 4;
+    sb.steps.push({ copy: { src: B.k, srcOffset: 0, dst: B.kcache, dstOffset: (cacheOffset + pos0 * kvDim) * 4, size: bytes } });
+    sb.steps.push({ copy: { src: B.v, srcOffset: 0, dst: B.vcache, dstOffset: (cacheOffset + pos0 * kvDim) * 4, size: bytes } });
+    sb.steps.push({
+      shader: 'attention.wgsl',
+      bindings: [sb.u([T, c.nHeads, c.nKvHeads, c.headDim, pos0, c.seqLen, cacheOffset, 0]), B.q, B.kcache, B.vcache, B.scores, B.att],
+      workgroups: [T * c.nHeads],
+    });
+    onAttention?.(B.att);
+    sb.linear(B.att, this.w(p + 'wo'), undefined, y, T, c.dim, qDim, accumulate);
+  }
+
+  /** Block l's SwiGLU MLP on `xb` [T, dim]: w2(silu(w1 x) * w3 x), added into or written to `y`. */
+  private mlpSteps(sb: StepBuilder, l: number, T: number, xb: GPUBuffer, y: GPUBuffer, accumulate: boolean, onHidden?: (h: GPUBuffer) => void): void {
+    const { config: c, bufs: B } = this;
+    const p = `layers.${l}.`;
+    sb.linear(xb, this.w(p + 'w1'), undefined, B.hb, T, c.hiddenDim, c.dim);
+    sb.linear(xb, this.w(p + 'w3'), undefined, B.hb2, T, c.hiddenDim, c.dim);
+    sb.steps.push({ shader: 'swiglu.wgsl', bindings: [sb.u([T * c.hiddenDim, 0, 0, 0]), B.hb, B.hb2], workgroups: sb.elementwise(T * c.hiddenDim) });
+    onHidden?.(B.hb);
+    sb.linear(B.hb, this.w(p + 'w2'), undefined, y, T, c.dim, c.hiddenDim, accumulate);
+  }
+
+  /**
+   * One module of block `layer` alone, on given inputs (AWQ's "inspected module"): the attention ('attention',
+   * input = the attention norm's output) or the MLP ('mlp', input = the FFN norm's output), with the weights
+   * the model holds now (setWeight swaps candidates in). `input` holds one sequence [tokens, dim] starting at
+   * `inputOffset` floats, at positions 0..tokens-1 (attention overwrites this layer's KV cache); the module
+   * output [tokens, dim] (before the residual add) goes to `out` from `outOffset` floats.
+   */
+  async moduleForward(layer: number, module: 'attention' | 'mlp', input: GPUBuffer, tokens: number, out: GPUBuffer, opts: { inputOffset?: number; outOffset?: number } = {}): Promise<void> {
+    if (this.disposed) throw new Error('model was disposed');
+    const { ctx, config: c, bufs: B } = this;
+    if (!(layer >= 0 && layer < c.nLayers)) throw new RangeError(`layer ${layer} is outside 0..${c.nLayers - 1}`);
+    if (tokens < 1 || tokens > c.seqLen) throw new RangeError(`a module runs 1 to ${c.seqLen} tokens, got ${tokens}`);
+    const inOff = opts.inputOffset ?? 0;
+    const outOff = opts.outOffset ?? 0;
+    for (let s = 0; s < tokens; s += this.maxBatch) {
+      const T = Math.min(this.maxBatch, tokens - s);
+      const sb = new StepBuilder(this, ctx, B.noBias);
+      sb.steps.push({ copy: { src: input, srcOffset: (inOff + s * c.dim) * 4, dst: B.xb, dstOffset: 0, size: T * c.dim * 4 } });
+      if (module === 'attention') this.attentionSteps(sb, layer, T, s, B.xb, B.x, false);
+      else this.mlpSteps(sb, layer, T, B.xb, B.x, false);
+      sb.steps.push({ copy: { src: B.x, srcOffset: 0, dst: out, dstOffset: (outOff + s * c.dim) * 4, size: T * c.dim * 4 } });
+      try {
+        await ctx.run(sb.steps);
+      } finally {
+        sb.release();
+      }
+    }
   }
 
   /** Greedy decoding: the prompt, then `n` argmax tokens (stops early at `stopToken` when given). */
