@@ -1,0 +1,136 @@
+/**
+ * Model-level AWQ on a random Llama with outlier input channels: every block gets its four groups (v -> o
+ * included, no grouped-query sharing), the chosen ratio is the grid's minimum, the module losses the GPU
+ * reports equal an independent CPU computation (LlamaCpu with the candidate weights loaded: the attention
+ * output is wo . (input of wo), the MLP's w2 . (input of w2)), and AWQ's summed layer output error is below
+ * RTN's in every block.
+ */
+import { beforeAll, describe, expect, test } from 'vitest';
+import type { GpuContext } from '../../src/gpu/context.ts';
+import { awqLlama } from '../../src/awq/awq-llama.ts';
+import { awqLossDirect, awqScalesForRatio, fakeQuantizeScaledRef } from '../../src/awq/reference.ts';
+import { LlamaCpu } from '../../src/model/llama/forward-cpu.ts';
+import { LlamaGpu } from '../../src/model/llama/forward-gpu.ts';
+import { expectedTensors, type LlamaCheckpoint, type LlamaConfig } from '../../src/model/llama/model.ts';
+import { gpuContext } from '../helpers/gpu.ts';
+import { gaussian } from '../helpers/random.ts';
+
+let ctx: GpuContext;
+beforeAll(async () => {
+  ctx = await gpuContext();
+});
+
+const config: LlamaConfig = {
+  dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 4, vocabSize: 61, seqLen: 32, normEps: 1e-5,
+  ropeTheta: 10000, headDim: 8, tiedEmbeddings: true, arch: 'llama', ropeLayout: 'interleaved',
+};
+const tensors = expectedTensors(config, false);
+const base = new Map(tensors.map((t, i) => [t.name, gaussian(t.shape.reduce((a, b) => a * b, 1), 900 + i, t.name.endsWith('norm') ? 0.1 : 0.3)]));
+for (const [name, w] of base) if (name.endsWith('norm')) for (let i = 0; i < w.length; i++) w[i] += 1;
+// Outlier input channels, as in real LLMs: a few norm weights far above the rest.
+for (const l of [0, 1]) {
+  for (const ch of [3, 17]) {
+    base.get(`layers.${l}.attention_norm`)![ch] = 12;
+    base.get(`layers.${l}.ffn_norm`)![ch + 5] = 10;
+  }
+}
+const ckptWith = (over: Map<string, Float32Array>): LlamaCheckpoint => ({
+  format: 'safetensors', name: 'random', config, sizeBytes: 0,
+  tensors: tensors.map((t) => ({ ...t, dtype: 'f32', sourceName: t.name })),
+  loadTensor: async (n) => (over.get(n) ?? base.get(n)!).slice(),
+});
+const seqs = [
+  [1, 5, 9, 33, 2, 60, 40, 7, 7, 8, 11, 3],
+  [1, 50, 51, 52, 53, 54, 55, 56, 57, 58],
+];
+
+/** Inputs of every linear per position, from the CPU forward pass of a checkpoint. */
+async function linearInputs(ckpt: LlamaCheckpoint): Promise<Map<string, Float32Array[]>> {
+  const cpu = await LlamaCpu.load(ckpt);
+  const rows = new Map<string, Float32Array[]>();
+  cpu.setLinearInputHook((linear, x) => {
+    if (!rows.has(linear)) rows.set(linear, []);
+    rows.get(linear)!.push(x.slice());
+  });
+  for (const s of seqs) {
+    cpu.reset();
+    s.forEach((id, pos) => cpu.forward(id, pos));
+  }
+  return rows;
+}
+
+function moduleOut(rows: Float32Array[], w: Float32Array, out: number): Float64Array {
+  const inn = rows[0].length;
+  const y = new Float64Array(rows.length * out);
+  rows.forEach((x, t) => {
+    for (let o = 0; o < out; o++) {
+      let s = 0;
+      for (let j = 0; j < inn; j++) s += w[o * inn + j] * x[j];
+      y[t * out + o] = s;
+    }
+  });
+  return y;
+}
+
+describe('awqLlama', () => {
+  test('per-block groups, CPU-checked module losses, AWQ below RTN in every block', async () => {
+    const quant = { bits: 4, granularity: 'group' as const, groupSize: 8, scheme: 'asym' as const };
+    const gpu = await LlamaGpu.load(ctx, ckptWith(new Map()), { maxBatch: 8 });
+    let res;
+    try {
+      res = await awqLlama(gpu, ckptWith(new Map()), seqs, { quant, duo: true, clip: true });
+    } finally {
+      gpu.dispose();
+    }
+    expect(res.tokens).toBe(22);
+    expect(res.groups.map((g) => `${g.block}:${g.kind}`)).toEqual(['0:qkv', '0:v_o', '0:gate_up', '0:up_down', '1:qkv', '1:v_o', '1:gate_up', '1:up_down']);
+    for (const g of res.groups) {
+      expect(g.losses).toHaveLength(20);
+      expect(g.losses[g.bestIndex]).toBe(Math.min(...g.losses));
+      expect(g.bestRatio).toBeCloseTo(g.bestIndex / 20, 12);
+    }
+    // The outlier channels get the largest scales in the q/k/v group of block 0.
+    const qkv0 = res.groups[0];
+    const top = Array.from(qkv0.scales).map((v, j) => [v, j]).sort((a, b) => b[0] - a[0]).slice(0, 2).map((e) => e[1]).sort((a, b) => a - b);
+    if (qkv0.bestRatio > 0) expect(top).toEqual([3, 17]);
+
+    const orig = await linearInputs(ckptWith(new Map()));
+    for (const g of res.groups.filter((x) => x.inspected !== 'linear')) {
+      const p = `layers.${g.block}.`;
+      const names = g.kind === 'qkv' ? ['wq', 'wk', 'wv'] : ['w1', 'w3'];
+      const shapeOf = (n: string): [number, number] => (n === 'w1' || n === 'w3' ? [config.hiddenDim, config.dim] : [config.dim, config.dim]);
+      const xMean = g.xMean;
+      const stacked = names.map((n) => base.get(p + n)!);
+      const wAll = new Float32Array(stacked.reduce((a, w) => a + w.length, 0));
+      let off = 0;
+      for (const w of stacked) {
+        wAll.set(w, off);
+        off += w.length;
+      }
+      const { wMeanOfWeight } = await import('../../src/awq/reference.ts');
+      const wMean = wMeanOfWeight(wAll, [wAll.length / config.dim, config.dim], 8);
+      const s = awqScalesForRatio(xMean, wMean, g.bestRatio, true);
+      const over = new Map(names.map((n) => [p + n, fakeQuantizeScaledRef(base.get(p + n)!, shapeOf(n), s, quant)]));
+      const cand = await linearInputs(ckptWith(over));
+      const [mid, wOut, outDim] = g.kind === 'qkv' ? ['wo', base.get(p + 'wo')!, config.dim] : ['w2', base.get(p + 'w2')!, config.dim];
+      const y0 = moduleOut(orig.get(p + mid)!, wOut, outDim);
+      const y1 = moduleOut(cand.get(p + mid)!, wOut, outDim);
+      let sse = 0;
+      for (let i = 0; i < y0.length; i++) sse += (y0[i] - y1[i]) ** 2;
+      const cpuLoss = sse / y0.length;
+      expect(Math.abs(g.losses[g.bestIndex] - cpuLoss) / cpuLoss, `${g.block} ${g.kind}`).toBeLessThan(2e-3);
+    }
+
+    // Effective weights: each linear's reported AWQ error is X (W - W_eff)^T on its inputs, computed directly.
+    for (const r of res.linears) {
+      const n = r.name.split('.').pop()!;
+      const shape: [number, number] = n === 'w1' || n === 'w3' ? [config.hiddenDim, config.dim] : n === 'w2' ? [config.dim, config.hiddenDim] : [config.dim, config.dim];
+      const rows = orig.get(n === 'wk' || n === 'wv' ? r.name.replace(n, 'wq') : n === 'w3' ? r.name.replace('w3', 'w1') : r.name)!;
+      const x = Float32Array.from(rows.flatMap((v) => Array.from(v)));
+      const direct = awqLossDirect(x, rows.length, base.get(r.name)!, res.weights.get(r.name)!, shape);
+      expect(Math.abs(direct - r.awqError) / r.awqError, r.name).toBeLessThan(5e-3);
+    }
+    expect(res.weights.size).toBe(14);
+    for (const b of res.blocks) expect(b.awqError, `block ${b.block}`).toBeLessThan(b.rtnError);
+  });
+});
