@@ -24,13 +24,17 @@ import { GpuAwq } from './gpu-awq.ts';
 import {
   activationMeanAbs,
   argminFirst,
+  awqClipRef,
   awqLossGram,
   awqQuantConfig,
   awqRatios,
   awqScalesForRatio,
+  awqSearchRef,
   divideColumns,
   gramMatrix,
+  quantizeScaledRef,
   wMeanOfWeight,
+  type AwqConfig,
 } from './reference.ts';
 
 export class AwqError extends Error {
@@ -44,6 +48,12 @@ export interface AwqLlamaOptions {
   /** Clip search (default true; never for q and k). */
   clip?: boolean;
   grid?: number;
+  /**
+   * Where the single-linear searches, the clip search and the final quantization run: the WGSL kernels of
+   * GpuAwq, or their CPU reference. 'auto' (default): the CPU on a software adapter, where it is about 20x
+   * faster (SwiftShader). The inspected-module losses always run through the WGSL forward pass.
+   */
+  compute?: 'auto' | 'gpu' | 'cpu';
   /** Largest size of the captured activations kept on the GPU (default 1 GiB). */
   maxCaptureBytes?: number;
   signal?: AbortSignal;
@@ -171,7 +181,19 @@ export async function awqLlama(llm: LlamaGpu, ckpt: LlamaCheckpoint, sequences: 
   const qDim = c.nHeads * c.headDim;
   const kvDim = c.nKvHeads * c.headDim;
   if (sequences.length === 0) throw new AwqError('AWQ needs calibration sequences');
-  const awq = new GpuAwq(ctx);
+  const gpuAwq = new GpuAwq(ctx);
+  const onCpu = opts.compute === 'cpu' || (opts.compute !== 'gpu' && ctx.isSoftware);
+  const awq = onCpu
+    ? {
+        search: async (w: Float32Array, shape: readonly number[], x: Float32Array, tokens: number, cfg: AwqConfig) => awqSearchRef(w, shape, x, tokens, cfg),
+        clip: async (ws: Float32Array, shape: readonly number[], xs: Float32Array, tokens: number, q: QuantConfig) => awqClipRef(ws, shape, xs, tokens, q),
+        quantizeScaled: async (w: Float32Array, shape: readonly number[], sc: Float32Array, q: QuantConfig, maxVal?: Float32Array) => quantizeScaledRef(w, shape, sc, q, maxVal),
+      }
+    : {
+        search: (w: Float32Array, shape: readonly number[], x: Float32Array, tokens: number, cfg: AwqConfig) => gpuAwq.search(w, shape, x, tokens, cfg),
+        clip: (ws: Float32Array, shape: readonly number[], xs: Float32Array, tokens: number, q: QuantConfig) => gpuAwq.clip(ws, shape, xs, tokens, q),
+        quantizeScaled: (w: Float32Array, shape: readonly number[], sc: Float32Array, q: QuantConfig, maxVal?: Float32Array) => gpuAwq.quantizeScaled(w, shape, sc, q, maxVal),
+      };
   const kernels = new QuantKernels(ctx);
   const original = new Map<string, Float32Array>();
   const load = async (name: string) => {

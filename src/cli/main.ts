@@ -9,13 +9,16 @@ import { GpuError } from '../gpu/errors.ts';
 import { CliError } from './cli-errors.ts';
 import { processIo, type CliIo, type Command } from './command.ts';
 import { amaxCommand } from './commands/amax.ts';
+import { awqCommand } from './commands/awq.ts';
+import { awqLayerCommand } from './commands/awq-layer.ts';
 import { calibrateCommand } from './commands/calibrate.ts';
 import { generateCommand } from './commands/generate.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { quantizeCommand } from './commands/quantize.ts';
+import { smoothquantCommand } from './commands/smoothquant.ts';
 import { formatOptionList, parseOptions } from './options.ts';
 
-const COMMANDS: Command[] = [inspectCommand, generateCommand, quantizeCommand, calibrateCommand, amaxCommand];
+const COMMANDS: Command[] = [inspectCommand, generateCommand, quantizeCommand, calibrateCommand, amaxCommand, smoothquantCommand, awqCommand, awqLayerCommand];
 
 function version(): string {
   try {

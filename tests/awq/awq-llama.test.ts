@@ -78,7 +78,7 @@ describe('awqLlama', () => {
     const gpu = await LlamaGpu.load(ctx, ckptWith(new Map()), { maxBatch: 8 });
     let res;
     try {
-      res = await awqLlama(gpu, ckptWith(new Map()), seqs, { quant, duo: true, clip: true });
+      res = await awqLlama(gpu, ckptWith(new Map()), seqs, { quant, duo: true, clip: true, compute: 'gpu' });
     } finally {
       gpu.dispose();
     }

@@ -4,8 +4,8 @@
  * statistics of every quantizable layer's input on the GPU, choose each tensor's range with every
  * calibrator, and write the result (JSON; TensorRT calibration cache for ONNX models).
  */
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { CancelledError } from '../../gpu/errors.ts';
 import { LlamaGpu } from '../../model/llama/forward-gpu.ts';
 import type { ModelHandle } from '../../model/workspace.ts';
@@ -13,10 +13,10 @@ import { captureLlamaStats } from '../../calib/capture-llama.ts';
 import { calibrateOnnxNode } from '../../calib/calibrate-onnx-node.ts';
 import { IMAGE_PRESETS, type ImagePreset } from '../../calib/image-preprocess.ts';
 import { buildCalibrationResult, calibratorSweeps, CalibrationError } from '../../calib/result.ts';
-import { CalibDataError, defaultTextShape, generateSequences, parseTextFile, textToSequences, type TextSequences } from '../../calib/text-data.ts';
-import { loadMobyDickCalibrationNode } from '../../calib/text-data-node.ts';
+import { CalibDataError } from '../../calib/text-data.ts';
 import { trtCalibrationCache } from '../../calib/trt-cache.ts';
 import type { ActivationSummary, CalibMethod, CalibrationResult } from '../../calib/types.ts';
+import { llamaDataShape, llamaSequencesFromArgs } from '../calib-data.ts';
 import { InputError, UsageError } from '../cli-errors.ts';
 import type { CliIo, Command } from '../command.ts';
 import { withNodeGpu } from '../node-gpu-session.ts';
@@ -44,42 +44,14 @@ export function methodFromArgs(method: string | undefined, percentile: string | 
   throw new UsageError(`--method must be entropy, percentile, mse, max or ma-minmax, got ${m}`);
 }
 
-/** The text files of --data: one file, or every .txt / .jsonl of a directory (sorted by name). */
-function textFiles(path: string): { name: string; bytes: Uint8Array }[] {
-  if (!existsSync(path)) throw new InputError(`--data: no such file or directory: ${path}`);
-  const files = statSync(path).isDirectory()
-    ? readdirSync(path)
-        .filter((f) => /\.(txt|jsonl)$/i.test(f))
-        .sort()
-        .map((f) => join(path, f))
-    : [path];
-  if (files.length === 0) throw new InputError(`--data ${path}: the directory has no .txt or .jsonl file`);
-  return files.map((f) => ({ name: basename(f), bytes: readFileSync(f) }));
-}
-
 async function calibrateLlamaCli(h: Extract<ModelHandle, { kind: 'llama' }>, opts: ParsedOptions, io: CliIo, bits: number, method: CalibMethod): Promise<{ result: CalibrationResult; summaries: ActivationSummary[] }> {
   const ckpt = h.ckpt;
-  const tok = ckpt.tokenizer;
-  const shape = defaultTextShape(ckpt.config.seqLen);
-  const samples = opts.int('samples', { min: 1, max: 100_000 }) ?? shape.samples;
-  const seqLen = opts.int('seq-len', { min: 2, max: 1 << 20 }) ?? shape.seqLen;
-  if (seqLen > ckpt.config.seqLen) throw new UsageError(`--seq-len ${seqLen} is longer than the model's context (${ckpt.config.seqLen})`);
-  const data = opts.string('data');
+  const { seqLen } = llamaDataShape(h, opts);
   const t0 = performance.now();
   return withNodeGpu(async (ctx) => {
     const llm = await LlamaGpu.load(ctx, ckpt, { maxBatch: Math.min(64, seqLen) });
     try {
-      let seqs: TextSequences;
-      if (data === 'generated') {
-        seqs = await generateSequences((t, reset) => (reset && llm.reset(), llm.forward(t)), tok?.bosId ?? 1, samples, seqLen);
-      } else {
-        if (!tok) throw new InputError(`${h.name} has no tokenizer this tool can read${ckpt.tokenizerNote ? `: ${ckpt.tokenizerNote}` : ''}; use --data generated`);
-        if (data === undefined) seqs = textToSequences(tok, loadMobyDickCalibrationNode(), samples, seqLen, 'Moby-Dick (bundled)');
-        else {
-          const files = textFiles(data);
-          seqs = textToSequences(tok, files.flatMap((f) => parseTextFile(f.name, f.bytes)), samples, seqLen, files.length === 1 ? files[0].name : `${files.length} files in ${data}`);
-        }
-      }
+      const seqs = await llamaSequencesFromArgs(h, opts, llm);
       if (seqs.note) io.stderr(`note: ${seqs.note}\n`);
       const summaries = await captureLlamaStats(llm, seqs.sequences, {
         onProgress: opts.flag('json') ? undefined : (p) => p.done === p.total && io.stderr(`captured ${p.total} tokens\n`),

@@ -288,3 +288,34 @@ export function encodeLlama2cTokenizer(pieces: Uint8Array[], scores: Float32Arra
   });
   return out;
 }
+
+/** Why a checkpoint cannot be written as llama2.c (check before long work), or undefined. */
+export function llama2cUnwritable(ckpt: Pick<LlamaCheckpoint, 'config' | 'tensors' | 'name'>): string | undefined {
+  const c = ckpt.config;
+  if (ckpt.tensors.some((t) => /\.b[qkv]$/.test(t.name))) return `${ckpt.name} has q/k/v biases, which a llama2.c checkpoint cannot hold`;
+  if (c.ropeTheta !== 10000 || Math.abs(c.normEps - 1e-5) > 1e-12) return `${ckpt.name} uses RoPE theta ${c.ropeTheta} and norm epsilon ${c.normEps}; llama2.c fixes them at 10000 and 1e-5`;
+  return undefined;
+}
+
+/**
+ * A checkpoint with some tensors `replaced` (smoothed, fake-quantized) as llama2.c chunks as llama2.c chunks (model.bin) and, when it has a tokenizer, a
+ * tokenizer.bin. Refuses what llama2.c cannot hold: q/k/v biases, and RoPE theta or norm epsilon other
+ * than run.c's fixed 10000 and 1e-5 (the reopened model would compute something else).
+ */
+export async function encodeCheckpointLlama2c(
+  ckpt: Pick<LlamaCheckpoint, 'config' | 'loadTensor' | 'tensors' | 'tokenizer' | 'name'>,
+  replaced: ReadonlyMap<string, Float32Array>,
+): Promise<{ model: Uint8Array[]; tokenizer?: Uint8Array }> {
+  const c = ckpt.config;
+  const why = llama2cUnwritable(ckpt);
+  if (why) throw new CheckpointError(why);
+  const all = new Map<string, Float32Array>();
+  for (const t of ckpt.tensors) all.set(t.name, replaced.get(t.name) ?? (await ckpt.loadTensor(t.name)));
+  const model = encodeLlama2c(c, (name) => {
+    const w = all.get(name);
+    if (!w) throw new CheckpointError(`${ckpt.name} has no tensor ${name}`);
+    return w;
+  });
+  const tok = ckpt.tokenizer?.toData();
+  return { model, tokenizer: tok ? encodeLlama2cTokenizer(tok.pieces, tok.scores) : undefined };
+}
