@@ -12,7 +12,8 @@
  * The result holds, per linear, the effective fake-quantized weight in the original model's basis,
  * diag(r) Q(clip(diag(1/r) W diag(s))) diag(1/s), which equals running the scaled model with the norm
  * divided by s: the lab and the CLI swap it in with setWeight and leave the norms alone. Also the losses of
- * every ratio (RTN's beside them) and each linear's output error under RTN and under AWQ.
+ * every ratio (RTN's beside them), each block's attention and MLP output error with all their linears quantized
+ * (RTN against AWQ), and each linear's own output error under RTN and under AWQ.
  * No Node imports: the browser worker can run it.
  */
 import { CancelledError } from '../gpu/errors.ts';
@@ -95,9 +96,18 @@ export interface AwqLinearReport {
 
 export interface AwqBlockReport {
   block: number;
-  /** Sums of the block's linear output errors. */
+  /**
+   * Output MSE of the block's attention plus that of its MLP, each run on its full-precision calibration
+   * inputs with all of its linears quantized: RTN weights, then AWQ's (the error AWQ sets out to reduce).
+   */
   rtnError: number;
   awqError: number;
+  /** The same split by module. */
+  attention: { rtn: number; awq: number };
+  mlp: { rtn: number; awq: number };
+  /** Sums of the block's single-linear output errors (each linear on its own inputs). */
+  linearRtnError: number;
+  linearAwqError: number;
 }
 
 export interface AwqLlamaResult {
@@ -289,6 +299,8 @@ export async function awqLlama(llm: LlamaGpu, ckpt: LlamaCheckpoint, sequences: 
       const rowScale: Record<string, Float32Array | undefined> = { wv: vo?.scales, w3: ud.scales };
       const inputOf: Record<string, Float32Array> = { wq: X.attn_in, wk: X.attn_in, wv: X.attn_in, wo: X.attn_out, w1: X.mlp_in, w3: X.mlp_in, w2: X.mlp_mid };
       const blockLinears: AwqLinearReport[] = [];
+      const rtnWeights: Record<string, Float32Array> = {};
+      const awqWeights: Record<string, Float32Array> = {};
       const grams = new Map<Float32Array, Float64Array>();
       for (const n of Object.keys(shapes)) {
         if (opts.signal?.aborted) throw new CancelledError('AWQ cancelled');
@@ -315,13 +327,29 @@ export async function awqLlama(llm: LlamaGpu, ckpt: LlamaCheckpoint, sequences: 
         if (!grams.has(x)) grams.set(x, gramMatrix(x, N, shape[1]));
         const g = grams.get(x)!;
         const rtn = (await awq.quantizeScaled(W[n], shape, onesLike(shape[1]), quant)).weight;
+        rtnWeights[n] = rtn;
+        awqWeights[n] = eff;
         blockLinears.push({ name: p + n, block: l, rtnError: awqLossGram(g, W[n], rtn, shape, N), awqError: awqLossGram(g, W[n], eff, shape, N), clipMean });
       }
       linears.push(...blockLinears);
+      // The block's modules with every linear quantized, RTN against AWQ, on the full-precision inputs.
+      progress(`block ${l}: RTN and AWQ module errors`);
+      const moduleError = async (module: 'attention' | 'mlp', names: string[], point: 'attn_in' | 'mlp_in') => {
+        const input = cap.buffers.get(p + point)!.buffer;
+        for (const sq of cap.seqs) await llm.moduleForward(l, module, input, sq.len, orgOut, { inputOffset: sq.start * c.dim, outOffset: sq.start * c.dim });
+        const pick = (m: Record<string, Float32Array>) => Object.fromEntries(names.map((n) => [n, m[n]]));
+        return { rtn: await moduleLoss(module, input, pick(rtnWeights)), awq: await moduleLoss(module, input, pick(awqWeights)) };
+      };
+      const attention = await moduleError('attention', ['wq', 'wk', 'wv', 'wo'], 'attn_in');
+      const mlp = await moduleError('mlp', ['w1', 'w3', 'w2'], 'mlp_in');
       const block: AwqBlockReport = {
         block: l,
-        rtnError: blockLinears.reduce((a, r) => a + r.rtnError, 0),
-        awqError: blockLinears.reduce((a, r) => a + r.awqError, 0),
+        rtnError: attention.rtn + mlp.rtn,
+        awqError: attention.awq + mlp.awq,
+        attention,
+        mlp,
+        linearRtnError: blockLinears.reduce((a, r) => a + r.rtnError, 0),
+        linearAwqError: blockLinears.reduce((a, r) => a + r.awqError, 0),
       };
       blocks.push(block);
       opts.onBlock?.(block, blockGroups, blockLinears);

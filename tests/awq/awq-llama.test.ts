@@ -131,6 +131,10 @@ describe('awqLlama', () => {
       expect(Math.abs(direct - r.awqError) / r.awqError, r.name).toBeLessThan(5e-3);
     }
     expect(res.weights.size).toBe(14);
-    for (const b of res.blocks) expect(b.awqError, `block ${b.block}`).toBeLessThan(b.rtnError);
+    for (const b of res.blocks) {
+      expect(b.awqError, `block ${b.block}`).toBeLessThan(b.rtnError);
+      expect(b.rtnError).toBeCloseTo(b.attention.rtn + b.mlp.rtn, 12);
+      expect(b.linearAwqError).toBeCloseTo(res.linears.filter((r) => r.block === b.block).reduce((a, r) => a + r.awqError, 0), 12);
+    }
   });
 });

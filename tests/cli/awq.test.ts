@@ -42,7 +42,7 @@ describe.runIf(existsSync(STORIES15M_DATA))('quantlab awq stories15M', () => {
     const r = await cli(['awq', 'stories15M', '--samples', '1', '--seq-len', '8', '--group-size', '32', '--grid', '2', '--out', out]);
     expect(r.stderr).not.toMatch(/internal error|quantlab awq:/);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/block 5: summed layer output error RTN/);
+    expect(r.stderr).toMatch(/block 5: attention \+ MLP output error RTN/);
     const rep = JSON.parse(readFileSync(join(out, 'awq.json'), 'utf8')) as Report;
     expect(rep.format).toBe('quantlab-awq');
     expect(rep.data.tokens).toBe(8);

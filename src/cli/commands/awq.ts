@@ -4,7 +4,7 @@
  * groups, the clip search and the quantization. Writes DIR/model.bin (llama2.c, the fake-quantized weights
  * in float32, with tokenizer.bin, so `generate` and the lab can run it) and DIR/awq.json: per group the loss at
  * every ratio with RTN's beside it and the chosen ratio, per linear the clip thresholds and the output error
- * under RTN and under AWQ, per block the summed errors.
+ * under RTN and under AWQ, per block the attention and MLP output errors with all linears quantized.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -103,7 +103,7 @@ async function run(opts: ParsedOptions, io: CliIo): Promise<number> {
           clip,
           grid,
           compute: computeFromArgs(opts),
-          onBlock: json ? undefined : (b) => io.stderr(`block ${b.block}: summed layer output error RTN ${b.rtnError.toExponential(3)} -> AWQ ${b.awqError.toExponential(3)} (${(100 * (1 - b.awqError / b.rtnError)).toFixed(1)}% lower)\n`),
+          onBlock: json ? undefined : (b) => io.stderr(`block ${b.block}: attention + MLP output error RTN ${b.rtnError.toExponential(3)} -> AWQ ${b.awqError.toExponential(3)} (${(100 * (1 - b.awqError / b.rtnError)).toFixed(1)}% lower)\n`),
         });
         return { r, seqs };
       } catch (e) {
@@ -136,7 +136,7 @@ async function run(opts: ParsedOptions, io: CliIo): Promise<number> {
     }
     const rtn = report.blocks.reduce((a, b) => a + b.rtnError, 0);
     const awq = report.blocks.reduce((a, b) => a + b.awqError, 0);
-    io.stdout(`summed layer output error: RTN ${rtn.toExponential(3)}, AWQ ${awq.toExponential(3)}; ${result.r.tokens} tokens, ${result.r.seconds.toFixed(1)} s; wrote ${join(dir, 'model.bin')} and awq.json\n`);
+    io.stdout(`summed block output error (attention + MLP, all linears quantized): RTN ${rtn.toExponential(3)}, AWQ ${awq.toExponential(3)}; ${result.r.tokens} tokens, ${result.r.seconds.toFixed(1)} s; wrote ${join(dir, 'model.bin')} and awq.json\n`);
   }
   return 0;
 }
