@@ -11,9 +11,9 @@ import { awqLlama } from '../../src/awq/awq-llama.ts';
 import { awqLossDirect, awqScalesForRatio, fakeQuantizeScaledRef } from '../../src/awq/reference.ts';
 import { LlamaCpu } from '../../src/model/llama/forward-cpu.ts';
 import { LlamaGpu } from '../../src/model/llama/forward-gpu.ts';
-import { expectedTensors, type LlamaCheckpoint, type LlamaConfig } from '../../src/model/llama/model.ts';
+import type { LlamaCheckpoint, LlamaConfig } from '../../src/model/llama/model.ts';
 import { gpuContext } from '../helpers/gpu.ts';
-import { gaussian } from '../helpers/random.ts';
+import { matmulRows, randomLlama } from '../helpers/random-llama.ts';
 
 let ctx: GpuContext;
 beforeAll(async () => {
@@ -24,9 +24,8 @@ const config: LlamaConfig = {
   dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 4, vocabSize: 61, seqLen: 32, normEps: 1e-5,
   ropeTheta: 10000, headDim: 8, tiedEmbeddings: true, arch: 'llama', ropeLayout: 'interleaved',
 };
-const tensors = expectedTensors(config, false);
-const base = new Map(tensors.map((t, i) => [t.name, gaussian(t.shape.reduce((a, b) => a * b, 1), 900 + i, t.name.endsWith('norm') ? 0.1 : 0.3)]));
-for (const [name, w] of base) if (name.endsWith('norm')) for (let i = 0; i < w.length; i++) w[i] += 1;
+const model = randomLlama(config, 900);
+const base = model.weights;
 // Outlier input channels, as in real LLMs: a few norm weights far above the rest.
 for (const l of [0, 1]) {
   for (const ch of [3, 17]) {
@@ -34,11 +33,7 @@ for (const l of [0, 1]) {
     base.get(`layers.${l}.ffn_norm`)![ch + 5] = 10;
   }
 }
-const ckptWith = (over: Map<string, Float32Array>): LlamaCheckpoint => ({
-  format: 'safetensors', name: 'random', config, sizeBytes: 0,
-  tensors: tensors.map((t) => ({ ...t, dtype: 'f32', sourceName: t.name })),
-  loadTensor: async (n) => (over.get(n) ?? base.get(n)!).slice(),
-});
+const ckptWith = (over: Map<string, Float32Array>): LlamaCheckpoint => model.checkpoint(over);
 const seqs = [
   [1, 5, 9, 33, 2, 60, 40, 7, 7, 8, 11, 3],
   [1, 50, 51, 52, 53, 54, 55, 56, 57, 58],
@@ -57,19 +52,6 @@ async function linearInputs(ckpt: LlamaCheckpoint): Promise<Map<string, Float32A
     s.forEach((id, pos) => cpu.forward(id, pos));
   }
   return rows;
-}
-
-function moduleOut(rows: Float32Array[], w: Float32Array, out: number): Float64Array {
-  const inn = rows[0].length;
-  const y = new Float64Array(rows.length * out);
-  rows.forEach((x, t) => {
-    for (let o = 0; o < out; o++) {
-      let s = 0;
-      for (let j = 0; j < inn; j++) s += w[o * inn + j] * x[j];
-      y[t * out + o] = s;
-    }
-  });
-  return y;
 }
 
 describe('awqLlama', () => {
@@ -113,8 +95,8 @@ describe('awqLlama', () => {
       const over = new Map(names.map((n) => [p + n, fakeQuantizeScaledRef(base.get(p + n)!, shapeOf(n), s, quant)]));
       const cand = await linearInputs(ckptWith(over));
       const [mid, wOut, outDim] = g.kind === 'qkv' ? ['wo', base.get(p + 'wo')!, config.dim] : ['w2', base.get(p + 'w2')!, config.dim];
-      const y0 = moduleOut(orig.get(p + mid)!, wOut, outDim);
-      const y1 = moduleOut(cand.get(p + mid)!, wOut, outDim);
+      const y0 = matmulRows(orig.get(p + mid)!, wOut, outDim);
+      const y1 = matmulRows(cand.get(p + mid)!, wOut, outDim);
       let sse = 0;
       for (let i = 0; i < y0.length; i++) sse += (y0[i] - y1[i]) ** 2;
       const cpuLoss = sse / y0.length;

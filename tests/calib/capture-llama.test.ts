@@ -7,10 +7,10 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { LlamaCpu } from '../../src/model/llama/forward-cpu.ts';
 import { LlamaGpu } from '../../src/model/llama/forward-gpu.ts';
-import { expectedTensors, type LlamaCheckpoint, type LlamaConfig } from '../../src/model/llama/model.ts';
+import type { LlamaCheckpoint, LlamaConfig } from '../../src/model/llama/model.ts';
 import { captureLlamaStats } from '../../src/calib/capture-llama.ts';
 import { gpuContext } from '../helpers/gpu.ts';
-import { gaussian } from '../helpers/random.ts';
+import { randomLlama } from '../helpers/random-llama.ts';
 
 let ctx: GpuContext;
 beforeAll(async () => {
@@ -22,16 +22,10 @@ function randomModel(): LlamaCheckpoint {
     dim: 40, hiddenDim: 72, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 97, seqLen: 32, normEps: 1e-5,
     ropeTheta: 10000, headDim: 10, tiedEmbeddings: true, arch: 'llama', ropeLayout: 'interleaved',
   };
-  const tensors = expectedTensors(config, false);
-  const weights = new Map(tensors.map((t, i) => [t.name, gaussian(t.shape.reduce((a, b) => a * b, 1), 300 + i, t.name.endsWith('norm') ? 0.1 : 0.3)]));
-  for (const [name, w] of weights) if (name.endsWith('norm')) for (let i = 0; i < w.length; i++) w[i] += 1;
+  const m = randomLlama(config, 300);
   // An outlier channel in the first attention norm: channel 7 of layers.0.attn_in is ~20x larger.
-  weights.get('layers.0.attention_norm')![7] = 25;
-  return {
-    format: 'safetensors', name: 'random', config, sizeBytes: 0,
-    tensors: tensors.map((t) => ({ ...t, dtype: 'f32', sourceName: t.name })),
-    loadTensor: async (n) => weights.get(n)!.slice(),
-  };
+  m.weights.get('layers.0.attention_norm')![7] = 25;
+  return m.checkpoint();
 }
 
 /** Per capture point, the rows the CPU forward hands to the first linear reading it. */

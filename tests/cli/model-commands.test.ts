@@ -2,17 +2,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { main } from '../../src/cli/main.ts';
+import { cli } from '../helpers/cli.ts';
 import { nodeFileByteSource } from '../../src/model/formats/byte-source-node.ts';
 import { loadModelFile } from '../../src/model/onnx/load-node.ts';
 import { openModel } from '../../src/model/workspace.ts';
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 describe('quantlab inspect', () => {
   test('stories15M: config, 42 linear layers, 24 groups, memory rows', async () => {

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { main } from '../../src/cli/main.ts';
+import { cli } from '../helpers/cli.ts';
 import { nodeFileByteSource } from '../../src/model/formats/byte-source-node.ts';
 import { encodeLlama2c } from '../../src/model/formats/llama2c.ts';
 import { expectedTensors } from '../../src/model/llama/model.ts';
@@ -21,13 +21,6 @@ import { concat, tinyConfig, tinyWeights } from '../model/tiny-llama.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'quantlab-model-quantize-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 /** MSE and SQNR of RTN on the CPU reference: stats -> qparams -> fake-quantize -> metrics. */
 function referenceError(w: Float32Array, shape: number[], cfgIn: QuantConfig) {

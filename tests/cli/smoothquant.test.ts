@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, test } from 'vitest';
-import { main } from '../../src/cli/main.ts';
+import { cli } from '../helpers/cli.ts';
 import { nodeFileByteSource } from '../../src/model/formats/byte-source-node.ts';
 import { openBundledStories15M, openLlama2c } from '../../src/model/formats/llama2c.ts';
 import { LlamaCpu } from '../../src/model/llama/forward-cpu.ts';
@@ -21,13 +21,6 @@ import { maxAbsDiff, STORIES15M_DATA } from '../model/tiny-llama.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'quantlab-smoothquant-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 describe.runIf(existsSync(STORIES15M_DATA))('stories15M', () => {
   test('alpha sweep: report, lower W8A8 error, model.bin equal in FP32 logits and opened by inspect', async () => {

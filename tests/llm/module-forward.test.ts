@@ -7,9 +7,9 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { LlamaCpu } from '../../src/model/llama/forward-cpu.ts';
 import { LlamaGpu } from '../../src/model/llama/forward-gpu.ts';
-import { expectedTensors, type LlamaCheckpoint, type LlamaConfig } from '../../src/model/llama/model.ts';
+import type { LlamaConfig } from '../../src/model/llama/model.ts';
 import { gpuContext } from '../helpers/gpu.ts';
-import { gaussian } from '../helpers/random.ts';
+import { matmulRows, randomLlama } from '../helpers/random-llama.ts';
 
 let ctx: GpuContext;
 beforeAll(async () => {
@@ -20,28 +20,9 @@ const config: LlamaConfig = {
   dim: 40, hiddenDim: 72, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 97, seqLen: 32, normEps: 1e-5,
   ropeTheta: 10000, headDim: 10, tiedEmbeddings: true, arch: 'qwen2', ropeLayout: 'interleaved',
 };
-const tensors = expectedTensors(config, true);
-const weights = new Map(tensors.map((t, i) => [t.name, gaussian(t.shape.reduce((a, b) => a * b, 1), 500 + i, t.name.endsWith('norm') ? 0.1 : 0.3)]));
-for (const [name, w] of weights) if (name.endsWith('norm')) for (let i = 0; i < w.length; i++) w[i] += 1;
-const ckpt: LlamaCheckpoint = {
-  format: 'safetensors', name: 'random', config, sizeBytes: 0,
-  tensors: tensors.map((t) => ({ ...t, dtype: 'f32', sourceName: t.name })),
-  loadTensor: async (n) => weights.get(n)!.slice(),
-};
-
-/** y[t] = W x[t] for W [out, in]. */
-function matmulRows(rows: Float32Array[], w: Float32Array, out: number): Float32Array {
-  const inn = rows[0].length;
-  const y = new Float32Array(rows.length * out);
-  rows.forEach((x, t) => {
-    for (let o = 0; o < out; o++) {
-      let s = 0;
-      for (let j = 0; j < inn; j++) s += w[o * inn + j] * x[j];
-      y[t * out + o] = s;
-    }
-  });
-  return y;
-}
+const model = randomLlama(config, 500, { biases: true });
+const weights = model.weights;
+const ckpt = model.checkpoint();
 
 describe('moduleForward', () => {
   test('attention and MLP of each block equal the CPU forward pass; setWeight swaps the module weights', async () => {
