@@ -20,6 +20,23 @@ export type CalibCase = (typeof CALIB_CASES)[number];
 /** The calibration cases that load a model: `--no-model` turns them off. */
 export const CALIB_MODEL_CASES: readonly CalibCase[] = ['calib-llama', 'calib-ocr'];
 
+/**
+ * The AWQ and SmoothQuant cases (bench/awq.ts): the AWQ loss evaluation (Gram form against direct) and one whole
+ * layer on a synthetic linear, AWQ on stories15M, and the SmoothQuant alpha sweep of one synthetic group. No name
+ * contains "model" (the stories15M case is awq-llama, as calib-llama), so `--only model` keeps its meaning.
+ */
+export const AWQ_CASES = ['awq-loss', 'awq-layer', 'awq-llama', 'smoothquant-sweep'] as const;
+export type AwqCase = (typeof AWQ_CASES)[number];
+/** The AWQ cases that load a model: `--no-model` turns them off. */
+export const AWQ_MODEL_CASES: readonly AwqCase[] = ['awq-llama'];
+
+export interface AwqSelection {
+  loss: boolean;
+  layer: boolean;
+  llama: boolean;
+  sweep: boolean;
+}
+
 export interface CalibSelection {
   stats: boolean;
   sweeps: boolean;
@@ -42,10 +59,12 @@ export interface Selection {
  * so a typo does not silently benchmark nothing.
  */
 export function selectCases(kernels: readonly string[], only: readonly string[], opts: { model: boolean } = { model: true }): Selection {
-  const all = [...kernels, ...MODEL_CASES, ...CALIB_CASES];
+  const all = [...kernels, ...MODEL_CASES, ...CALIB_CASES, ...AWQ_CASES];
   for (const w of only) {
     if (!all.some((name) => name.includes(w))) {
-      throw new RangeError(`--only ${w} matches no case (kernels: ${kernels.join(', ')}; model cases: ${MODEL_CASES.join(', ')}; calibration cases: ${CALIB_CASES.join(', ')})`);
+      throw new RangeError(
+        `--only ${w} matches no case (kernels: ${kernels.join(', ')}; model cases: ${MODEL_CASES.join(', ')}; calibration cases: ${CALIB_CASES.join(', ')}; AWQ / SmoothQuant cases: ${AWQ_CASES.join(', ')})`,
+      );
     }
   }
   const wanted = (name: string) => only.length === 0 || only.some((w) => name.includes(w));
@@ -65,6 +84,12 @@ export function selectCases(kernels: readonly string[], only: readonly string[],
 export function selectCalibCases(only: readonly string[], opts: { model: boolean } = { model: true }): CalibSelection {
   const wanted = (name: CalibCase) => (only.length === 0 || only.some((w) => name.includes(w))) && (opts.model || !CALIB_MODEL_CASES.includes(name));
   return { stats: wanted('calib-stats'), sweeps: wanted('calib-sweeps'), llama: wanted('calib-llama'), ocr: wanted('calib-ocr') };
+}
+
+/** The AWQ / SmoothQuant cases `--only WORDS` selects (the substring rule of selectCases); `--no-model` leaves out awq-llama. */
+export function selectAwqCases(only: readonly string[], opts: { model: boolean } = { model: true }): AwqSelection {
+  const wanted = (name: AwqCase) => (only.length === 0 || only.some((w) => name.includes(w))) && (opts.model || !AWQ_MODEL_CASES.includes(name));
+  return { loss: wanted('awq-loss'), layer: wanted('awq-layer'), llama: wanted('awq-llama'), sweep: wanted('smoothquant-sweep') };
 }
 
 /** A prompt of exactly n tokens: the encoded text (BOS first) repeated after its BOS as often as needed. */

@@ -5,9 +5,11 @@
  * on the bundled stories15M (bench/model.ts): forward-pass tokens/s (prefill and decode) of the WGSL engine
  * against the CPU reference, and whole-model RTN time against the CPU reference path; then the calibration
  * cases (bench/calib.ts): activation statistics throughput, the GPU histogram sweeps against the CPU
- * calibrators, and calibration time of stories15M and the PP-OCRv4 recogniser. Prints tables and writes the
- * results as JSON (default bench-results/kernels.json; the model cases under "model", the calibration cases
- * under "calib").
+ * calibrators, and calibration time of stories15M and the PP-OCRv4 recogniser; then the AWQ and SmoothQuant
+ * cases (bench/awq.ts): Gram-form against direct AWQ loss evaluation (GFLOP/s), one AWQ layer, AWQ on
+ * stories15M, the SmoothQuant alpha sweep. Prints tables and writes the results as JSON (default
+ * bench-results/kernels.json; the model cases under "model", the calibration cases under "calib", the AWQ and
+ * SmoothQuant cases under "awq").
  *
  * Usage: node --import tsx bench/run.ts [--sizes 1M,4M,16M] [--quick] [--out FILE] [--only CASES] [--no-cpu] [--no-model]
  *        [--max-run-s S] [--budget-s S] [--prompt-tokens N] [--decode-tokens N] [--calib-shapes LIST] [--calib-text NxL] [--calib-lines N]
@@ -29,7 +31,8 @@ import { createNodeGpuContext } from '../src/gpu/node-gpu.ts';
 import { COLS, DISPATCH, Fixture, KERNEL_NAMES, SWEEP_RATIOS, type Bound } from './cases.ts';
 import { MemoryTracker, timeCpu, timeGpu, timestampsAvailable, type MemoryPeak, type TimingMethod } from './measure.ts';
 import { modelMissing, modelReport, runModelBench, type ModelBenchResult } from './model.ts';
-import { CALIB_CASES, copyReference, MODEL_CASES, selectCalibCases, selectCases, type CalibSelection, type Selection } from './model-stats.ts';
+import { AWQ_CASES, CALIB_CASES, copyReference, MODEL_CASES, selectAwqCases, selectCalibCases, selectCases, type AwqSelection, type CalibSelection, type Selection } from './model-stats.ts';
+import { awqReport, DEFAULT_AWQ_LAYER, DEFAULT_AWQ_LLAMA, DEFAULT_SMOOTH_GROUP, formatLayer, QUICK_AWQ_LAYER, QUICK_AWQ_LLAMA, QUICK_SMOOTH_GROUP, runAwqBench, type AwqBenchResult } from './awq.ts';
 import {
   calibReport,
   DEFAULT_LLAMA_TEXT,
@@ -66,9 +69,13 @@ const USAGE = `Usage: npm run bench -- [options]
   --out FILE     where to write the JSON results (default bench-results/kernels.json)
   --only LIST    only cases whose name contains one of these words (copy always runs), e.g. quantize,stats;
                  model cases: ${MODEL_CASES.join(', ')} (--only model runs both, and copy, nothing else);
-                 calibration cases: ${CALIB_CASES.join(', ')} (--only calib runs all four, and copy)
-  --no-cpu       skip the CPU reference timings (kernels, model and calibration cases)
-  --no-model     skip the model cases (stories15M forward pass and RTN) and the calibration cases that load a model (calib-llama, calib-ocr)
+                 calibration cases: ${CALIB_CASES.join(', ')} (--only calib runs all four, and copy);
+                 AWQ / SmoothQuant cases: ${AWQ_CASES.join(', ')} (--only awq runs the three AWQ cases, --only smoothquant the sweep, and copy;
+                 layer ${formatLayer(DEFAULT_AWQ_LAYER)}, --quick ${formatLayer(QUICK_AWQ_LAYER)}; stories15M ${DEFAULT_AWQ_LLAMA.sequences} x ${DEFAULT_AWQ_LLAMA.tokens} tokens grid ${DEFAULT_AWQ_LLAMA.grid},
+                 --quick ${QUICK_AWQ_LLAMA.sequences} x ${QUICK_AWQ_LLAMA.tokens} grid ${QUICK_AWQ_LLAMA.grid}; sweep group ${DEFAULT_SMOOTH_GROUP.linears} x ${DEFAULT_SMOOTH_GROUP.channels} channels on ${DEFAULT_SMOOTH_GROUP.rows} rows,
+                 --quick ${QUICK_SMOOTH_GROUP.linears} x ${QUICK_SMOOTH_GROUP.channels} on ${QUICK_SMOOTH_GROUP.rows})
+  --no-cpu       skip the CPU reference timings (kernels, model, calibration and AWQ cases)
+  --no-model     skip the model cases (stories15M forward pass and RTN) and the calibration and AWQ cases that load a model (calib-llama, calib-ocr, awq-llama)
   --max-run-s S  skip a kernel at a size (a calib-stats shape) where one run is predicted to take over S seconds (default 30; 0: never skip)
   --budget-s S   start no further kernel size or calib-stats shape once the run has taken S seconds (default 420; 0: no limit;
                  model, sweep and model calibration cases still run)
@@ -94,6 +101,7 @@ interface Options {
   calibShapes: ActivationShape[];
   calibText: { sequences: number; tokens: number };
   calibLines: number;
+  awq: AwqSelection;
 }
 
 function wholeNumber(text: string | undefined, flag: string, fallback: number): number {
@@ -148,6 +156,7 @@ function options(argv: string[]): Options | undefined {
     calibShapes: parseShapes(values['calib-shapes'] ?? (values.quick ? QUICK_STATS_SHAPES : DEFAULT_STATS_SHAPES)),
     calibText: parseTextShape(values['calib-text'] ?? (values.quick ? QUICK_LLAMA_TEXT : DEFAULT_LLAMA_TEXT)),
     calibLines: wholeNumber(values['calib-lines'], '--calib-lines', values.quick ? QUICK_OCR_LINES : DEFAULT_OCR_LINES),
+    awq: selectAwqCases(only, { model: !values['no-model'] }),
   };
 }
 
@@ -268,6 +277,9 @@ async function main(opts: Options): Promise<void> {
   const calibSel = opts.calib;
   const runCalib = calibSel.stats || calibSel.sweeps || calibSel.llama || calibSel.ocr;
   let calib: CalibBenchResult | null = null;
+  const awqSel = opts.awq;
+  const runAwq = awqSel.loss || awqSel.layer || awqSel.llama || awqSel.sweep;
+  let awq: AwqBenchResult | null = null;
 
   log('QuantLab kernel benchmark');
   log(`device:  ${describeDevice(ctx)}`);
@@ -294,6 +306,20 @@ async function main(opts: Options): Promise<void> {
     log(`calib:   ${what.join('; ')}`);
   } else {
     log('calib:   not selected (--only names no calibration case)');
+  }
+  if (runAwq) {
+    const layer = opts.quick ? QUICK_AWQ_LAYER : DEFAULT_AWQ_LAYER;
+    const llama = opts.quick ? QUICK_AWQ_LLAMA : DEFAULT_AWQ_LLAMA;
+    const group = opts.quick ? QUICK_SMOOTH_GROUP : DEFAULT_SMOOTH_GROUP;
+    const what = [
+      awqSel.loss ? `Gram vs direct loss on ${formatLayer(layer)}` : '',
+      awqSel.layer ? `one layer ${formatLayer(layer)}` : '',
+      awqSel.llama ? `stories15M on ${llama.sequences} x ${llama.tokens} tokens, grid ${llama.grid}` : '',
+      awqSel.sweep ? `SmoothQuant sweep of ${group.linears} x [${group.channels}, ${group.channels}] on ${group.rows} rows` : '',
+    ].filter(Boolean);
+    log(`awq:     ${what.join('; ')}`);
+  } else {
+    log('awq:     not selected (--only names no AWQ / SmoothQuant case)');
   }
   log('');
 
@@ -425,6 +451,13 @@ async function main(opts: Options): Promise<void> {
       memory.sample();
       if (Object.keys(calib.errors).length) process.exitCode = 1;
     }
+
+    if (runAwq) {
+      log('');
+      awq = await runAwqBench(ctx, { selection: awqSel, cpu: opts.cpu, plan, quick: opts.quick, log });
+      memory.sample();
+      if (Object.keys(awq.errors).length) process.exitCode = 1;
+    }
   } finally {
     ctx.dispose();
   }
@@ -455,6 +488,10 @@ async function main(opts: Options): Promise<void> {
     log('');
     log(calibReport(calib));
   }
+  if (awq) {
+    log('');
+    log(awqReport(awq));
+  }
   log(
     `memory: peak RSS ${mib(peak.maxRssBytes)}, peak JS heap used ${mib(peak.heapUsedBytes)} (of ${mib(peak.heapTotalBytes)}), peak typed arrays ${mib(peak.arrayBuffersBytes)}`,
   );
@@ -480,6 +517,7 @@ async function main(opts: Options): Promise<void> {
     skippedSizes,
     model,
     calib,
+    awq,
     summary: { ...v, targetN: TARGET_N, notRun: skipped.filter((s) => s.bound === 'memory' && s.n === v.n).map((s) => `${s.kernel} ${s.config}`), verdict: verdictLine(v, skipped) },
     memory: peak,
     durationS,

@@ -227,7 +227,8 @@ export class GpuContext {
     const pipelines = await Promise.all(steps.map((s) => this.pipeline(s.shader, s.entryPoint, s.constants)));
     this.assertAlive();
     const device = this.device;
-    const timed = this.profiling && this.hasFeature('timestamp-query');
+    // A run of copies alone has no pass to time (and a query set cannot be empty).
+    const timed = this.profiling && this.hasFeature('timestamp-query') && steps.length > 0;
     const querySet = timed ? device.createQuerySet({ type: 'timestamp', count: 2 * steps.length }) : undefined;
     const resolveBytes = 16 * steps.length;
     const resolveBuf = timed ? this.pool.acquire(resolveBytes, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC) : undefined;

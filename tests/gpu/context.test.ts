@@ -80,6 +80,12 @@ describe('context', () => {
     const k = new QuantKernels(ctx);
     ctx.profiling = true;
     await k.groupStats(new Float32Array(4096).fill(1), makeGroupLayout([4096], 'tensor'));
+    // A run of copies alone has nothing to time and must not fail while profiling.
+    const a = ctx.upload(new Float32Array(64).fill(2));
+    const b = ctx.storage(256);
+    await ctx.run([{ copy: { src: a, srcOffset: 0, dst: b, dstOffset: 0, size: 256 } }]);
+    expect(Array.from(await ctx.readF32(b, 64))).toEqual(Array(64).fill(2));
+    ctx.pool.releaseAll([a, b]);
     ctx.profiling = false;
     expect(ctx.gpuTimeMs.get('group-stats.wgsl')).toBeGreaterThanOrEqual(0);
   });
