@@ -4,6 +4,7 @@
  * onnxruntime-node, with a TensorRT cache that parses back to the JSON's amax; bad inputs refused with
  * clear messages and exit codes.
  */
+import { pngDir } from '../helpers/images.ts';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +21,6 @@ import { openModel } from '../../src/model/workspace.ts';
 import { makeGraph, makeModel, makeNode, makeValueInfo } from '../../src/model/onnx/build.ts';
 import { serializeModel } from '../../src/model/onnx/serialize.ts';
 import { makeTensor } from '../../src/model/onnx/tensor-data.ts';
-import { PNG } from 'pngjs';
 import { STORIES15M_DATA } from '../model/tiny-llama.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'quantlab-calibrate-'));
@@ -157,19 +157,11 @@ describe('ONNX image models: preprocessing chosen by the user, bad data', () => 
     return file;
   }
 
-  function pngDir(name: string): string {
-    const d = join(dir, name);
-    mkdirSync(d, { recursive: true });
-    const png = new PNG({ width: 16, height: 12 });
-    for (let i = 0; i < png.data.length; i++) png.data[i] = (i * 37) % 256;
-    writeFileSync(join(d, 'a.png'), PNG.sync.write(png));
-    return d;
-  }
 
   test('NaN in the activations: no result, the tensor named', async () => {
     const model = logModel();
     const out = join(dir, 'nan.json');
-    const r = await cli(['calibrate', model, '--data', pngDir('pngs'), '--preprocess', 'imagenet', '--out', out]);
+    const r = await cli(['calibrate', model, '--data', pngDir(dir, 'pngs'), '--preprocess', 'imagenet', '--out', out]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/activation b \(input of conv2\) contains \d+ NaN\/Inf values/);
     expect(existsSync(out)).toBe(false);
@@ -183,11 +175,11 @@ describe('ONNX image models: preprocessing chosen by the user, bad data', () => 
     let r = await cli(['calibrate', model, '--data', empty, '--preprocess', 'imagenet', '--out', join(dir, 'z.json')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/has no .jpg or .png image/);
-    r = await cli(['calibrate', model, '--data', pngDir('p2'), '--preprocess', 'resnet', '--out', join(dir, 'z.json')]);
+    r = await cli(['calibrate', model, '--data', pngDir(dir, 'p2'), '--preprocess', 'resnet', '--out', join(dir, 'z.json')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--preprocess must be one of ppocr-rec, ppocr-det, imagenet/);
     // [1, 3, 224, 224] named "img" is recognised as ImageNet; without --preprocess it is used.
-    r = await cli(['calibrate', model, '--data', pngDir('p3'), '--out', join(dir, 'z.json')]);
+    r = await cli(['calibrate', model, '--data', pngDir(dir, 'p3'), '--out', join(dir, 'z.json')]);
     expect(r.stderr).toMatch(/NaN/);
   });
 });

@@ -4,10 +4,10 @@
  * and whose FP32 logits equal the original's; bad alphas, a model without norm -> linear groups and NaN
  * activations are refused with clear messages and exit codes.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { pngDir } from '../helpers/images.ts';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PNG } from 'pngjs';
 import { afterAll, describe, expect, test } from 'vitest';
 import { cli } from '../helpers/cli.ts';
 import { nodeFileByteSource } from '../../src/model/formats/byte-source-node.ts';
@@ -82,14 +82,6 @@ describe.runIf(existsSync(STORIES15M_DATA))('stories15M', () => {
 });
 
 describe('ONNX models SmoothQuant cannot or must not smooth', () => {
-  function pngDir(name: string): string {
-    const d = join(dir, name);
-    mkdirSync(d, { recursive: true });
-    const png = new PNG({ width: 16, height: 12 });
-    for (let i = 0; i < png.data.length; i++) png.data[i] = (i * 37) % 256;
-    writeFileSync(join(d, 'a.png'), PNG.sync.write(png));
-    return d;
-  }
 
   test('no norm -> linear group: a clear message, nothing written', async () => {
     const graph = makeGraph({
@@ -120,7 +112,7 @@ describe('ONNX models SmoothQuant cannot or must not smooth', () => {
     });
     const file = join(dir, 'nan.onnx');
     writeFileSync(file, serializeModel(makeModel(graph, { opset: 17 })));
-    const r = await cli(['smoothquant', file, '--data', pngDir('pngs'), '--out', join(dir, 'nan-out')]);
+    const r = await cli(['smoothquant', file, '--data', pngDir(dir, 'pngs'), '--out', join(dir, 'nan-out')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/activation n \(input of mm\) contains \d+ NaN\/Inf values/);
     expect(existsSync(join(dir, 'nan-out', 'model.onnx'))).toBe(false);
