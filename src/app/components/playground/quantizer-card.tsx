@@ -1,4 +1,5 @@
 /** The quantizer's knobs: format, bits, granularity, group size, scheme, clip ratio. Edits re-run the analysis. */
+import { GroupSizeField } from '../group-size-field.tsx';
 import { useId } from 'react';
 import type { Granularity, NumberFormat, Scheme } from '../../../quant/config.ts';
 import { parseConfig } from '../../engine/drafts.ts';
@@ -6,7 +7,6 @@ import { fmt } from '../../format.ts';
 import { useAppStore } from '../../store/index.ts';
 import { Segmented } from '../segmented.tsx';
 
-const GROUP_PRESETS = [32, 64, 128];
 
 export function QuantizerCard({ disabled }: { disabled: boolean }) {
   const id = useId();
@@ -62,34 +62,7 @@ export function QuantizerCard({ disabled }: { disabled: boolean }) {
           ]}
         />
 
-        <div className="field">
-          <label className="field-label" htmlFor={`${id}-group`}>
-            Group size g
-          </label>
-          <div className="group-size">
-            <input
-              id={`${id}-group`}
-              type="text"
-              inputMode="numeric"
-              value={cfg.groupSize}
-              disabled={cfg.granularity !== 'group'}
-              onChange={(e) => setConfig({ groupSize: e.target.value })}
-              data-testid="group-size"
-              autoComplete="off"
-            />
-            {GROUP_PRESETS.map((g) => (
-              <button
-                key={g}
-                type="button"
-                className={`chip${cfg.groupSize === String(g) ? ' on' : ''}`}
-                disabled={cfg.granularity !== 'group'}
-                onClick={() => setConfig({ groupSize: String(g) })}
-              >
-                {g}
-              </button>
-            ))}
-          </div>
-        </div>
+        <GroupSizeField id={`${id}-group`} value={cfg.groupSize} enabled={cfg.granularity === 'group'} onChange={(groupSize) => setConfig({ groupSize })} testId="group-size" />
 
         <Segmented<Scheme>
           label="Scheme"
