@@ -1,4 +1,4 @@
-// The Playground shows the device, analyzes the default tensor, re-analyzes in place when bits and granularity change with numbers equal to the CPU reference, draws its three charts, lists all six sections, and keeps the last result when a bad .npy is loaded.
+// The Playground shows the device, analyzes the default tensor, re-analyzes in place when bits and granularity change with numbers equal to the CPU reference, draws its three charts, lists all seven sections, and keeps the last result when a bad .npy is loaded.
 import { expect, test } from 'playwright/test';
 import { expectMatchesReference, metric, openPlayground, referenceTensor, syntheticSpecOnScreen, waitForDone } from './helpers.ts';
 
@@ -9,8 +9,8 @@ test('analysis follows the controls and matches the CPU reference', async ({ pag
   await expect(page.getByTestId('device-status')).toContainText(/\S/);
 
   const nav = page.getByRole('navigation', { name: 'Sections' }).getByRole('link');
-  await expect(nav).toHaveCount(6);
-  for (const [i, title] of ['Playground', 'Model', 'Calibrate', 'Quantize', 'Evaluate', 'Export'].entries()) {
+  await expect(nav).toHaveCount(7);
+  for (const [i, title] of ['Playground', 'Model', 'Calibrate', 'AWQ & SmoothQuant', 'Quantize', 'Evaluate', 'Export'].entries()) {
     await expect(nav.nth(i)).toContainText(title);
   }
   await expect(page.getByTestId('tab-playground')).toHaveAttribute('aria-current', 'page');

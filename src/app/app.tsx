@@ -7,6 +7,7 @@ import { ComingSoonPage } from './pages/coming-soon-page.tsx';
 import { ModelPage } from './pages/model-page.tsx';
 import { PlaygroundPage } from './pages/playground-page.tsx';
 import { QuantizePage } from './pages/quantize-page.tsx';
+import { SearchPage } from './pages/search-page.tsx';
 import { SECTIONS } from './sections.ts';
 import { useAppStore } from './store/index.ts';
 
@@ -26,6 +27,7 @@ export function App() {
         </div>
         {section.id === 'model' && <ModelPage />}
         {section.id === 'calibrate' && <CalibratePage />}
+        {section.id === 'awq' && <SearchPage />}
         {section.id === 'quantize' && <QuantizePage />}
         {section.coming && <ComingSoonPage section={section} step={index + 1} />}
       </main>

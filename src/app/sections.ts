@@ -1,5 +1,5 @@
 /** The sections of the app, in the order a user walks through them, with what each one does. */
-export type SectionId = 'playground' | 'model' | 'calibrate' | 'quantize' | 'evaluate' | 'export';
+export type SectionId = 'playground' | 'model' | 'calibrate' | 'awq' | 'quantize' | 'evaluate' | 'export';
 
 export interface Section {
   id: SectionId;
@@ -25,6 +25,11 @@ export const SECTIONS: Section[] = [
     id: 'calibrate',
     title: 'Calibrate',
     summary: 'Run sample data through the model, compare the max, percentile, entropy and MSE calibrators per activation, find the outlier channels, and download the ranges.',
+  },
+  {
+    id: 'awq',
+    title: 'AWQ & SmoothQuant',
+    summary: 'Let calibration data steer quantization: AWQ scale and clip search block by block (INT4 and lower), SmoothQuant alpha sweep (W8A8).',
   },
   {
     id: 'quantize',

@@ -55,12 +55,26 @@ export interface AwqLlamaOptions {
    * faster (SwiftShader). The inspected-module losses always run through the WGSL forward pass.
    */
   compute?: 'auto' | 'gpu' | 'cpu';
-  /** Largest size of the captured activations kept on the GPU (default 1 GiB). */
+  /** Largest size of the captured activations kept on the GPU (default 1 GiB); over it, one block at a time (awqCapturePlan). */
   maxCaptureBytes?: number;
   signal?: AbortSignal;
   onProgress?: (p: { done: number; total: number; label: string }) => void;
-  /** Called as each block finishes (its groups and linears), e.g. to stream a report. */
-  onBlock?: (block: AwqBlockReport, groups: AwqGroupReport[], linears: AwqLinearReport[]) => void;
+  /** Called as each block finishes (its groups and linears, and its effective weights), e.g. to stream a report or keep it for a resume. */
+  onBlock?: (block: AwqBlockReport, groups: AwqGroupReport[], linears: AwqLinearReport[], weights: Map<string, Float32Array>) => void;
+  /**
+   * Blocks finished by an earlier run with the same model, settings and calibration sequences (a cancelled
+   * run's onBlock output): they are taken as they are and their searches skipped. Each block depends only on
+   * the full-precision inputs captured for it, so a resumed run equals an uninterrupted one.
+   */
+  resume?: AwqPartial;
+}
+
+/** The finished blocks of a run, as onBlock delivered them. */
+export interface AwqPartial {
+  blocks: AwqBlockReport[];
+  groups: AwqGroupReport[];
+  linears: AwqLinearReport[];
+  weights: Map<string, Float32Array>;
 }
 
 export type AwqGroupKind = 'qkv' | 'v_o' | 'gate_up' | 'up_down';
@@ -117,6 +131,8 @@ export interface AwqLlamaResult {
   /** The effective fake-quantized weight of every linear, [out, in] (see the file comment). */
   weights: Map<string, Float32Array>;
   tokens: number;
+  /** Whether the linear inputs of all blocks were kept at once, or one block at a time (awqCapturePlan). */
+  capture: 'all' | 'per-block';
   seconds: number;
 }
 
@@ -128,16 +144,14 @@ interface Captured {
   tokens: number;
 }
 
-/** Run every sequence through the model and keep the input of every linear, per capture point. */
-async function captureInputs(llm: LlamaGpu, sequences: number[][], maxBytes: number, signal?: AbortSignal): Promise<Captured> {
+/**
+ * Run every sequence through the model and keep the input of every linear of the chosen blocks (all blocks
+ * when `blocks` is undefined), per capture point.
+ */
+async function captureInputs(llm: LlamaGpu, sequences: number[][], signal: AbortSignal | undefined, blocks?: ReadonlySet<number>): Promise<Captured> {
   const { ctx } = llm;
-  const points = llm.enableCapture();
+  const points = llm.enableCapture().filter((p) => !blocks || blocks.has(p.block));
   const tokens = sequences.reduce((a, s) => a + s.length, 0);
-  const bytes = points.reduce((a, p) => a + p.cols, 0) * tokens * 4;
-  if (bytes > maxBytes) {
-    llm.disableCapture();
-    throw new AwqError(`the inputs of every linear over ${tokens} calibration tokens take ${(bytes / 2 ** 20).toFixed(0)} MiB, over the ${(maxBytes / 2 ** 20).toFixed(0)} MiB limit: use fewer or shorter samples`);
-  }
   const buffers = new Map<string, { buffer: GPUBuffer; cols: number }>();
   const seqs: { start: number; len: number }[] = [];
   try {
@@ -164,6 +178,26 @@ async function captureInputs(llm: LlamaGpu, sequences: number[][], maxBytes: num
     llm.disableCapture();
     llm.reset();
   }
+}
+
+/**
+ * How the linear inputs are kept: all blocks from one pass over the data when they fit in `maxBytes`;
+ * otherwise one block at a time, the data run through the model again before each block (nLayers forward
+ * passes instead of one, against about 40 module passes per block for the searches). Refused when even one
+ * block's inputs do not fit.
+ */
+export function awqCapturePlan(c: Pick<LlamaGpu['config'], 'dim' | 'hiddenDim' | 'nHeads' | 'headDim' | 'nLayers'>, tokens: number, maxBytes: number): { mode: 'all' | 'per-block'; bytes: number } {
+  const perBlock = (2 * c.dim + c.nHeads * c.headDim + c.hiddenDim) * tokens * 4;
+  if (perBlock * c.nLayers <= maxBytes) return { mode: 'all', bytes: perBlock * c.nLayers };
+  if (perBlock <= maxBytes) return { mode: 'per-block', bytes: perBlock };
+  throw new AwqError(
+    `the inputs of one block's linears over ${tokens} calibration tokens take ${(perBlock / 2 ** 20).toFixed(0)} MiB, over the ${(maxBytes / 2 ** 20).toFixed(0)} MiB limit: use fewer or shorter samples`,
+  );
+}
+
+function firstNonFinite(x: Float32Array): number {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
+  return -1;
 }
 
 function onesLike(n: number): Float32Array {
@@ -211,21 +245,55 @@ export async function awqLlama(llm: LlamaGpu, ckpt: LlamaCheckpoint, sequences: 
     return original.get(name)!;
   };
   const shapes: Record<string, [number, number]> = { wq: [qDim, c.dim], wk: [kvDim, c.dim], wv: [kvDim, c.dim], wo: [c.dim, qDim], w1: [c.hiddenDim, c.dim], w3: [c.hiddenDim, c.dim], w2: [c.dim, c.hiddenDim] };
-  const cap = await captureInputs(llm, sequences, opts.maxCaptureBytes ?? 2 ** 30, opts.signal);
-  const N = cap.tokens;
+  const N = sequences.reduce((a, q) => a + q.length, 0);
+  const plan = awqCapturePlan(c, N, opts.maxCaptureBytes ?? 2 ** 30);
+  let cap: Captured | undefined = plan.mode === 'all' ? await captureInputs(llm, sequences, opts.signal) : undefined;
+  const releaseCapture = () => {
+    if (cap) ctx.pool.releaseAll([...cap.buffers.values()].map((b) => b.buffer));
+    cap = undefined;
+  };
   const groups: AwqGroupReport[] = [];
   const linears: AwqLinearReport[] = [];
   const blocks: AwqBlockReport[] = [];
   const weights = new Map<string, Float32Array>();
   const total = c.nLayers * 4;
   let done = 0;
+  const resumed = new Set(opts.resume?.blocks.map((b) => b.block) ?? []);
   const progress = (label: string) => opts.onProgress?.({ done, total, label });
   const orgOut = ctx.storage(N * c.dim * 4, 'AWQ module output (original)');
   const candOut = ctx.storage(N * c.dim * 4, 'AWQ module output (candidate)');
   try {
     for (let l = 0; l < c.nLayers; l++) {
       const p = `layers.${l}.`;
-      const read = async (point: string) => ctx.readF32(cap.buffers.get(p + point)!.buffer, N * cap.buffers.get(p + point)!.cols);
+      if (resumed.has(l)) {
+        const r = opts.resume!;
+        groups.push(...r.groups.filter((g) => g.block === l));
+        linears.push(...r.linears.filter((x) => x.block === l));
+        blocks.push(r.blocks.find((b) => b.block === l)!);
+        for (const n of Object.keys(shapes)) {
+          const w = r.weights.get(p + n);
+          if (!w) throw new AwqError(`the run to resume has block ${l} but not its weight ${p + n}`);
+          weights.set(p + n, w);
+        }
+        done += 4;
+        progress(`block ${l} done (kept from the earlier run)`);
+        continue;
+      }
+      if (plan.mode === 'per-block') {
+        releaseCapture();
+        progress(`block ${l}: running the calibration data up to it`);
+        cap = await captureInputs(llm, sequences, opts.signal, new Set([l]));
+      }
+      const cp = cap!;
+      const read = async (point: string) => {
+        const x = await ctx.readF32(cp.buffers.get(p + point)!.buffer, N * cp.buffers.get(p + point)!.cols);
+        const bad = firstNonFinite(x);
+        if (bad >= 0) {
+          const cols = cp.buffers.get(p + point)!.cols;
+          throw new AwqError(`the calibration activations at ${p + point} contain ${Number.isNaN(x[bad]) ? 'NaN' : x[bad]} (token ${Math.floor(bad / cols)}, channel ${bad % cols}): the model overflows on this data`);
+        }
+        return x;
+      };
       const X = { attn_in: await read('attn_in'), attn_out: await read('attn_out'), mlp_in: await read('mlp_in'), mlp_mid: await read('mlp_mid') };
       const W: Record<string, Float32Array> = {};
       for (const n of Object.keys(shapes)) W[n] = await load(p + n);
@@ -234,7 +302,7 @@ export async function awqLlama(llm: LlamaGpu, ckpt: LlamaCheckpoint, sequences: 
       const moduleLoss = async (module: 'attention' | 'mlp', input: GPUBuffer, cand: Record<string, Float32Array>): Promise<number> => {
         for (const [n, w] of Object.entries(cand)) llm.setWeight(p + n, w);
         try {
-          for (const s of cap.seqs) await llm.moduleForward(l, module, input, s.len, candOut, { inputOffset: s.start * c.dim, outOffset: s.start * c.dim });
+          for (const s of cp.seqs) await llm.moduleForward(l, module, input, s.len, candOut, { inputOffset: s.start * c.dim, outOffset: s.start * c.dim });
         } finally {
           for (const n of Object.keys(cand)) llm.setWeight(p + n, W[n]);
         }
@@ -245,8 +313,8 @@ export async function awqLlama(llm: LlamaGpu, ckpt: LlamaCheckpoint, sequences: 
       const searchModule = async (kind: AwqGroupKind, module: 'attention' | 'mlp', names: string[], point: 'attn_in' | 'mlp_in', prev: string): Promise<AwqGroupReport> => {
         if (opts.signal?.aborted) throw new CancelledError('AWQ cancelled');
         progress(`block ${l}: ${names.join(', ')} (inspecting the ${module})`);
-        const input = cap.buffers.get(p + point)!.buffer;
-        for (const s of cap.seqs) await llm.moduleForward(l, module, input, s.len, orgOut, { inputOffset: s.start * c.dim, outOffset: s.start * c.dim });
+        const input = cp.buffers.get(p + point)!.buffer;
+        for (const s of cp.seqs) await llm.moduleForward(l, module, input, s.len, orgOut, { inputOffset: s.start * c.dim, outOffset: s.start * c.dim });
         const xMean = activationMeanAbs(X[point], N, c.dim);
         // AutoAWQ's w_mean over the group's linears stacked along the output axis.
         const stacked = new Float32Array(names.reduce((a, n) => a + W[n].length, 0));
@@ -335,8 +403,8 @@ export async function awqLlama(llm: LlamaGpu, ckpt: LlamaCheckpoint, sequences: 
       // The block's modules with every linear quantized, RTN against AWQ, on the full-precision inputs.
       progress(`block ${l}: RTN and AWQ module errors`);
       const moduleError = async (module: 'attention' | 'mlp', names: string[], point: 'attn_in' | 'mlp_in') => {
-        const input = cap.buffers.get(p + point)!.buffer;
-        for (const sq of cap.seqs) await llm.moduleForward(l, module, input, sq.len, orgOut, { inputOffset: sq.start * c.dim, outOffset: sq.start * c.dim });
+        const input = cp.buffers.get(p + point)!.buffer;
+        for (const sq of cp.seqs) await llm.moduleForward(l, module, input, sq.len, orgOut, { inputOffset: sq.start * c.dim, outOffset: sq.start * c.dim });
         const pick = (m: Record<string, Float32Array>) => Object.fromEntries(names.map((n) => [n, m[n]]));
         return { rtn: await moduleLoss(module, input, pick(rtnWeights)), awq: await moduleLoss(module, input, pick(awqWeights)) };
       };
@@ -352,12 +420,13 @@ export async function awqLlama(llm: LlamaGpu, ckpt: LlamaCheckpoint, sequences: 
         linearAwqError: blockLinears.reduce((a, r) => a + r.awqError, 0),
       };
       blocks.push(block);
-      opts.onBlock?.(block, blockGroups, blockLinears);
+      opts.onBlock?.(block, blockGroups, blockLinears, new Map(Object.keys(shapes).map((n) => [p + n, weights.get(p + n)!])));
       progress(`block ${l} done`);
       for (const n of Object.keys(shapes)) original.delete(p + n);
     }
-    return { groups, linears, blocks, weights, tokens: N, seconds: (performance.now() - t0) / 1000 };
+    return { groups, linears, blocks, weights, tokens: N, capture: plan.mode, seconds: (performance.now() - t0) / 1000 };
   } finally {
-    ctx.pool.releaseAll([orgOut, candOut, ...[...cap.buffers.values()].map((b) => b.buffer)]);
+    releaseCapture();
+    ctx.pool.releaseAll([orgOut, candOut]);
   }
 }

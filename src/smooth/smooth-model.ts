@@ -5,6 +5,7 @@
  * groups, or each group's best), and return the factors to fold with the report `quantlab smoothquant`
  * writes. No Node imports.
  */
+import { CancelledError } from '../gpu/errors.ts';
 import type { SampledRows } from './capture-rows.ts';
 import { gpuGroupError, type SmoothQuantKernels } from './smoothquant-gpu.ts';
 import {
@@ -44,6 +45,7 @@ export interface SmoothQuantOptions {
   /** The GPU evaluator; the CPU reference without it. */
   kernels?: SmoothQuantKernels;
   onGroup?: (done: number, total: number, name: string) => void;
+  signal?: AbortSignal;
 }
 
 interface ErrorSummary {
@@ -104,6 +106,7 @@ export async function smoothModel(model: string, groups: readonly SmoothGroupDat
   const sweeps: GroupSweep[] = [];
   const wcol = new Map<string, Float32Array>();
   for (const [i, g] of groups.entries()) {
+    if (opts.signal?.aborted) throw new CancelledError('SmoothQuant cancelled');
     if (g.sample.channels !== g.channels || g.actAbsmax.length !== g.channels) {
       throw new SmoothQuantError(`${g.name}: ${g.channels} channels, but the statistics have ${g.actAbsmax.length} and the rows ${g.sample.channels}`);
     }

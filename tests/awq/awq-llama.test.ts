@@ -7,7 +7,7 @@
  */
 import { beforeAll, describe, expect, test } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
-import { awqLlama } from '../../src/awq/awq-llama.ts';
+import { awqCapturePlan, awqLlama } from '../../src/awq/awq-llama.ts';
 import { awqLossDirect, awqScalesForRatio, fakeQuantizeScaledRef } from '../../src/awq/reference.ts';
 import { LlamaCpu } from '../../src/model/llama/forward-cpu.ts';
 import { LlamaGpu } from '../../src/model/llama/forward-gpu.ts';
@@ -117,6 +117,74 @@ describe('awqLlama', () => {
       expect(b.awqError, `block ${b.block}`).toBeLessThan(b.rtnError);
       expect(b.rtnError).toBeCloseTo(b.attention.rtn + b.mlp.rtn, 12);
       expect(b.linearAwqError).toBeCloseTo(res.linears.filter((r) => r.block === b.block).reduce((a, r) => a + r.awqError, 0), 12);
+    }
+  });
+
+  test('a run cancelled after block 0 and resumed from its finished block equals an uninterrupted run', async () => {
+    const quant = { bits: 4, granularity: 'group' as const, groupSize: 8, scheme: 'asym' as const };
+    const ckpt = ckptWith(new Map());
+    const gpu = await LlamaGpu.load(ctx, ckpt, { maxBatch: 8 });
+    try {
+      const full = await awqLlama(gpu, ckpt, seqs, { quant, compute: 'cpu' });
+      const ctl = new AbortController();
+      const partial = { blocks: [] as typeof full.blocks, groups: [] as typeof full.groups, linears: [] as typeof full.linears, weights: new Map<string, Float32Array>() };
+      await expect(
+        awqLlama(gpu, ckpt, seqs, {
+          quant,
+          compute: 'cpu',
+          signal: ctl.signal,
+          onBlock: (b, g, l, w) => {
+            partial.blocks.push(b);
+            partial.groups.push(...g);
+            partial.linears.push(...l);
+            for (const [k, v] of w) partial.weights.set(k, v);
+            ctl.abort();
+          },
+        }),
+      ).rejects.toThrow(/cancelled/);
+      expect(partial.blocks.map((b) => b.block)).toEqual([0]);
+      const labels: string[] = [];
+      const resumed = await awqLlama(gpu, ckpt, seqs, { quant, compute: 'cpu', resume: partial, onProgress: (p) => labels.push(p.label) });
+      expect(labels.some((x) => /block 0 done \(kept/.test(x))).toBe(true);
+      expect(labels.some((x) => /block 0: wq/.test(x))).toBe(false);
+      expect(resumed.blocks).toEqual(full.blocks);
+      expect(resumed.groups.map((g) => [g.block, g.kind, g.bestIndex])).toEqual(full.groups.map((g) => [g.block, g.kind, g.bestIndex]));
+      for (const [name, w] of full.weights) expect(resumed.weights.get(name), name).toEqual(w);
+    } finally {
+      gpu.dispose();
+    }
+  });
+
+  test('NaN in the captured activations is refused with the capture point named', async () => {
+    const emb = base.get('tok_embeddings')!.slice();
+    emb.fill(Infinity, 5 * config.dim, 6 * config.dim);
+    const ckpt = ckptWith(new Map([['tok_embeddings', emb]]));
+    const gpu = await LlamaGpu.load(ctx, ckpt, { maxBatch: 8 });
+    try {
+      await expect(awqLlama(gpu, ckpt, seqs, { quant: { bits: 4, granularity: 'group', groupSize: 8, scheme: 'asym' }, compute: 'cpu' })).rejects.toThrow(/layers\.0\.attn_in contain NaN \(token 1,/);
+    } finally {
+      gpu.dispose();
+    }
+  });
+
+  test('over the capture limit, one block at a time gives the same result; a block that alone does not fit is refused', async () => {
+    const quant = { bits: 4, granularity: 'group' as const, groupSize: 8, scheme: 'asym' as const };
+    // Per block and token: attn_in (32) + attn_out (32) + mlp_in (32) + mlp_mid (64) floats.
+    const perBlock = 160 * 22 * 4;
+    expect(awqCapturePlan(config, 22, 2 * perBlock)).toEqual({ mode: 'all', bytes: 2 * perBlock });
+    expect(awqCapturePlan(config, 22, 2 * perBlock - 1)).toEqual({ mode: 'per-block', bytes: perBlock });
+    expect(() => awqCapturePlan(config, 22, perBlock - 1)).toThrow(/one block's linears over 22 calibration tokens/);
+    const ckpt = ckptWith(new Map());
+    const gpu = await LlamaGpu.load(ctx, ckpt, { maxBatch: 8 });
+    try {
+      const all = await awqLlama(gpu, ckpt, seqs, { quant, compute: 'cpu' });
+      const one = await awqLlama(gpu, ckpt, seqs, { quant, compute: 'cpu', maxCaptureBytes: perBlock });
+      expect(all.capture).toBe('all');
+      expect(one.capture).toBe('per-block');
+      expect(one.blocks).toEqual(all.blocks);
+      for (const [name, w] of all.weights) expect(one.weights.get(name), name).toEqual(w);
+    } finally {
+      gpu.dispose();
     }
   });
 });

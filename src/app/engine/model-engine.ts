@@ -9,7 +9,7 @@ import type { QuantPlan } from '../../model/workspace.ts';
 import type { QuantConfig } from '../../quant/config.ts';
 import type { AppStore } from '../store/index.ts';
 import type { ModelState, OpState } from '../store/model-slice.ts';
-import type { ModelSource, Progress } from '../worker/protocol.ts';
+import type { AwqBlockPartial, AwqRequest, AwqRun, GenerationPartial, GenerationResult, ModelSource, Progress, SmoothRequest, SmoothRun } from '../worker/protocol.ts';
 import { parseConfig, type Parsed } from './drafts.ts';
 import { isCancelled, type GpuClient } from './gpu-client.ts';
 
@@ -151,6 +151,57 @@ export class ModelEngine {
 
   cancelCalibration(): void {
     this.calibCtl?.abort();
+  }
+
+  private awqCtl?: AbortController;
+  private smoothCtl?: AbortController;
+  private awqGenCtl?: AbortController;
+
+  /** AWQ of the open Llama model; finished blocks arrive through onBlock. Rejects with CancelledError on cancel. */
+  async awq(request: Omit<AwqRequest, 'baseUrl'>, onProgress: (p: Progress) => void, onBlock: (b: AwqBlockPartial) => void): Promise<AwqRun> {
+    this.awqCtl?.abort();
+    const ctl = new AbortController();
+    this.awqCtl = ctl;
+    try {
+      return await this.client.request('awq', { ...request, baseUrl: document.baseURI }, { signal: ctl.signal, onProgress, onPartial: onBlock });
+    } finally {
+      if (this.awqCtl === ctl) this.awqCtl = undefined;
+    }
+  }
+
+  cancelAwq(): void {
+    this.awqCtl?.abort();
+  }
+
+  async smoothquant(request: Omit<SmoothRequest, 'baseUrl'>, onProgress: (p: Progress) => void): Promise<SmoothRun> {
+    this.smoothCtl?.abort();
+    const ctl = new AbortController();
+    this.smoothCtl = ctl;
+    try {
+      return await this.client.request('smoothquant', { ...request, baseUrl: document.baseURI }, { signal: ctl.signal, onProgress });
+    } finally {
+      if (this.smoothCtl === ctl) this.smoothCtl = undefined;
+    }
+  }
+
+  cancelSmoothquant(): void {
+    this.smoothCtl?.abort();
+  }
+
+  /** Greedy generation with the last finished AWQ run's weights. */
+  async generateAwq(prompt: string, tokens: number, onPartial: (p: GenerationPartial) => void): Promise<GenerationResult> {
+    this.awqGenCtl?.abort();
+    const ctl = new AbortController();
+    this.awqGenCtl = ctl;
+    try {
+      return await this.client.request('generate', { prompt, tokens, weights: 'awq' }, { signal: ctl.signal, onPartial });
+    } finally {
+      if (this.awqGenCtl === ctl) this.awqGenCtl = undefined;
+    }
+  }
+
+  cancelGenerateAwq(): void {
+    this.awqGenCtl?.abort();
   }
 
   async generate(weights: 'original' | 'quantized'): Promise<void> {

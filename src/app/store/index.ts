@@ -5,8 +5,9 @@ import { createDeviceSlice, type DeviceSlice } from './device-slice.ts';
 import { createModelSlice, type ModelSlice } from './model-slice.ts';
 import { createPlaygroundSlice, type PlaygroundSlice } from './playground-slice.ts';
 import { createRouteSlice, type RouteSlice } from './route-slice.ts';
+import { createSearchSlice, type SearchSlice } from './search-slice.ts';
 
-export type AppState = DeviceSlice & PlaygroundSlice & RouteSlice & ModelSlice & CalibSlice;
+export type AppState = DeviceSlice & PlaygroundSlice & RouteSlice & ModelSlice & CalibSlice & SearchSlice;
 
 export const useAppStore = create<AppState>()((...a) => ({
   ...createDeviceSlice(...a),
@@ -14,6 +15,7 @@ export const useAppStore = create<AppState>()((...a) => ({
   ...createRouteSlice(...a),
   ...createModelSlice(...a),
   ...createCalibSlice(...a),
+  ...createSearchSlice(...a),
 }));
 
 export type AppStore = typeof useAppStore;

@@ -187,6 +187,12 @@ async function handle(req: WorkerRequest, signal: AbortSignal): Promise<{ result
     }
     case 'calibrate':
       return { result: await session.calibrate(await liveContext(), req.payload, signal, progress) };
+    case 'awq': {
+      const ctx = await liveContext();
+      return { result: await session.awq(ctx, req.payload, signal, progress, (p) => post({ type: 'partial', id: req.id, partial: p })) };
+    }
+    case 'smoothquant':
+      return { result: await session.smoothquant(await liveContext(), req.payload, signal, progress) };
     case 'loseDevice': {
       const ctx = await context;
       ctx?.device.destroy();

@@ -11,7 +11,10 @@ import type { SyntheticSpec } from '../../quant/synthetic.ts';
 import type { BundledModelId } from '../../model/bundled.ts';
 import type { ModelDescription, QuantPlan } from '../../model/workspace.ts';
 import type { ModelQuantReport } from '../../quant/model-rtn.ts';
-import type { CalibrateRequest, CalibrationRun } from '../../calib/types.ts';
+import type { CalibDataSource, CalibrateRequest, CalibrationRun } from '../../calib/types.ts';
+import type { AwqBlockReport, AwqGroupReport, AwqLinearReport } from '../../awq/awq-llama.ts';
+import type { SmoothQuantReport } from '../../smooth/smooth-model.ts';
+import type { ActQuant, GroupSweep } from '../../smooth/smoothquant.ts';
 
 /** A seeded synthetic tensor: the worker generates it, so only the spec crosses the thread boundary. */
 export interface SyntheticTensorSource {
@@ -56,7 +59,8 @@ export interface QuantizeModelRequest {
 export interface GenerateRequest {
   prompt: string;
   tokens: number;
-  weights: 'original' | 'quantized';
+  /** The checkpoint's, the Quantize page's RTN weights, or the last finished AWQ run's. */
+  weights: 'original' | 'quantized' | 'awq';
 }
 
 export interface GenerationPartial {
@@ -65,7 +69,7 @@ export interface GenerationPartial {
 }
 
 export interface GenerationResult {
-  weights: 'original' | 'quantized';
+  weights: GenerateRequest['weights'];
   /** The plan of the quantized weights used. */
   planKey?: string;
   prompt: string;
@@ -78,6 +82,60 @@ export interface GenerationResult {
   prefillTokensPerSecond: number;
   /** Decode steps after the first token per second; 0 when only one token was generated. */
   decodeTokensPerSecond: number;
+}
+
+/** Calibration sequences of a language model: the source, how many, how long. */
+export interface LlamaDataRequest {
+  data: CalibDataSource;
+  samples: number;
+  seqLen?: number;
+  /** The page's base URL, where the bundled text is served. */
+  baseUrl: string;
+}
+
+export interface AwqRequest extends LlamaDataRequest {
+  quant: QuantConfig;
+  duo: boolean;
+  clip: boolean;
+  /** Keep the blocks an earlier, unfinished run with the same model, settings and data finished. */
+  resume: boolean;
+}
+
+/** One finished block of an AWQ run, sent as soon as it is done. */
+export interface AwqBlockPartial {
+  block: AwqBlockReport;
+  groups: AwqGroupReport[];
+  linears: AwqLinearReport[];
+  /** True when the block was kept from an earlier run (resume). */
+  kept: boolean;
+}
+
+export interface AwqRun {
+  /** The settings and data the run was made with (model, quantizer, duo, clip, data), as a key. */
+  key: string;
+  groups: AwqGroupReport[];
+  linears: AwqLinearReport[];
+  blocks: AwqBlockReport[];
+  nLayers: number;
+  /** Blocks kept from an earlier run. */
+  resumedBlocks: number;
+  data: { source: string; samples: number; seqLen: number; tokens: number; note?: string };
+  seconds: number;
+}
+
+export interface SmoothRequest extends LlamaDataRequest {
+  alpha: number | 'sweep';
+  act: ActQuant;
+  /** With a sweep: each group's best alpha instead of the model's. */
+  perGroup: boolean;
+  /** Activation rows kept per group for the W8A8 error. */
+  maxRows: number;
+}
+
+export interface SmoothRun {
+  report: SmoothQuantReport;
+  /** Every alpha's factors' difficulty and W8A8 error, per group. */
+  sweeps: GroupSweep[];
 }
 
 /** Request kinds, with their payload, result and (for some) partial result types. */
@@ -104,6 +162,14 @@ export interface RequestMap {
    * input statistics on the GPU, and choose each range with every calibrator. Nothing is kept in the worker.
    */
   calibrate: { payload: CalibrateRequest & { baseUrl: string }; result: CalibrationRun };
+  /**
+   * AWQ of the open Llama model: capture, then per block the scale searches, the clip search and the
+   * quantization; each finished block arrives as a partial result. A cancelled run keeps its finished blocks
+   * in the worker, for a resume with the same settings and data.
+   */
+  awq: { payload: AwqRequest; partial: AwqBlockPartial; result: AwqRun };
+  /** SmoothQuant of the open Llama model: the alpha sweep (or one alpha) with the W8A8 error per group. */
+  smoothquant: { payload: SmoothRequest; result: SmoothRun };
   /** Destroy the device as a driver reset would (for tests of the recovery path). */
   loseDevice: { payload: null; result: null };
 }

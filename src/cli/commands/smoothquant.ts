@@ -10,20 +10,19 @@ import { encodeCheckpointLlama2c } from '../../model/formats/llama2c.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { bundledImagesNode, calibrateOnnxNode, imagesFromPath } from '../../calib/calibrate-onnx-node.ts';
-import { captureLlamaStats } from '../../calib/capture-llama.ts';
 import { imagesPerBatch, onnxImageInput } from '../../calib/calibrate-onnx.ts';
 import { preprocessBatch, type RgbaImage } from '../../calib/image-preprocess.ts';
 import { nodeOrtRuntime } from '../../calib/ort-node.ts';
 import { checkSummaries, CalibrationError } from '../../calib/result.ts';
 import { CalibDataError, type TextSequences } from '../../calib/text-data.ts';
-import type { ActivationSummary } from '../../calib/types.ts';
 import type { GpuContext } from '../../gpu/context.ts';
 import { LlamaGpu } from '../../model/llama/forward-gpu.ts';
 import { allTensors, loadExternalTensor } from '../../model/onnx/external-data.ts';
 import { serializeModel } from '../../model/onnx/serialize.ts';
 import type { LlamaModelHandle, OnnxModelHandle } from '../../model/workspace.ts';
-import { captureLlamaRows, captureOnnxRows } from '../../smooth/capture-rows.ts';
-import { llamaCapturePoint, llamaSmoothGroups, smoothLlamaTensors } from '../../smooth/fold-llama.ts';
+import { captureOnnxRows } from '../../smooth/capture-rows.ts';
+import { smoothLlamaTensors } from '../../smooth/fold-llama.ts';
+import { llamaSmoothData } from '../../smooth/llama-data.ts';
 import { onnxGroupWeights, onnxSmoothGroups, replaceConstants, smoothOnnxConstants } from '../../smooth/fold-onnx.ts';
 import { smoothModel, type SmoothGroupData, type SmoothQuantOptions, type SmoothQuantReport } from '../../smooth/smooth-model.ts';
 import { SmoothQuantKernels } from '../../smooth/smoothquant-gpu.ts';
@@ -62,28 +61,11 @@ async function llamaGroupsData(h: LlamaModelHandle, opts: ParsedOptions, io: Cli
     throw e;
   }
   if (seqs.note) io.stderr(`note: ${seqs.note}\n`);
-  let summaries: ActivationSummary[];
-  let rows: Awaited<ReturnType<typeof captureLlamaRows>>;
-  const groups = llamaSmoothGroups(ckpt.config);
+  let out: SmoothGroupData[];
   try {
-    summaries = await captureLlamaStats(llm, seqs.sequences);
-    checkSummaries(summaries);
-    rows = await captureLlamaRows(llm, seqs.sequences, groups.map((g) => llamaCapturePoint(g.prev)), maxRows);
+    out = await llamaSmoothData(llm, ckpt, seqs.sequences, maxRows);
   } finally {
     llm.dispose();
-  }
-  const byName = new Map(summaries.map((s) => [s.name, s]));
-  const out: SmoothGroupData[] = [];
-  for (const g of groups) {
-    const point = llamaCapturePoint(g.prev);
-    const s = byName.get(point);
-    if (!s) throw new InputError(`no statistics were captured for ${point}`);
-    const linears = [];
-    for (const name of g.linears) {
-      const info = ckpt.tensors.find((t) => t.name === name)!;
-      linears.push({ name, weight: await ckpt.loadTensor(name), out: info.shape[0] });
-    }
-    out.push({ name: g.prev, linears, channels: ckpt.config.dim, actAbsmax: s.channelAbsmax, sample: rows.get(point)! });
   }
   return { groups: out, data: { source: seqs.source, samples: seqs.sequences.length, sequenceLength: seqLen, tokens: seqs.tokens } };
 }
