@@ -7,9 +7,10 @@
  * cases (bench/calib.ts): activation statistics throughput, the GPU histogram sweeps against the CPU
  * calibrators, and calibration time of stories15M and the PP-OCRv4 recogniser; then the AWQ and SmoothQuant
  * cases (bench/awq.ts): Gram-form against direct AWQ loss evaluation (GFLOP/s), one AWQ layer, AWQ on
- * stories15M, the SmoothQuant alpha sweep. Prints tables and writes the results as JSON (default
+ * stories15M, the SmoothQuant alpha sweep; then the evaluation case (bench/eval.ts): strided perplexity tokens/s
+ * of the WGSL forward pass against the CPU reference. Prints tables and writes the results as JSON (default
  * bench-results/kernels.json; the model cases under "model", the calibration cases under "calib", the AWQ and
- * SmoothQuant cases under "awq").
+ * SmoothQuant cases under "awq", the evaluation case under "eval").
  *
  * Usage: node --import tsx bench/run.ts [--sizes 1M,4M,16M] [--quick] [--out FILE] [--only CASES] [--no-cpu] [--no-model]
  *        [--max-run-s S] [--budget-s S] [--prompt-tokens N] [--decode-tokens N] [--calib-shapes LIST] [--calib-text NxL] [--calib-lines N]
@@ -48,6 +49,7 @@ import {
   type ActivationShape,
   type CalibBenchResult,
 } from './calib.ts';
+import { DEFAULT_EVAL_TOKENS, EVAL_CASES, evalReport, QUICK_EVAL_TOKENS, runEvalBench, splitEvalOnly, type EvalBenchResult } from './eval.ts';
 import { DEFAULT_REP_PLAN, fmt, formatSize, formatTable, gbPerSecond, gelemPerSecond, needsWarmUp, parseSizes, predictMs, verdict, type RepPlan, type Verdict } from './stats.ts';
 
 const DEFAULT_SIZES = '1M,4M,16M';
@@ -84,6 +86,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --calib-shapes LIST  activation matrices TOKENSxCHANNELS of calib-stats (default ${DEFAULT_STATS_SHAPES}; --quick ${QUICK_STATS_SHAPES})
   --calib-text NxL     calib-llama: N sequences of L tokens of the bundled text (default ${DEFAULT_LLAMA_TEXT}; --quick ${QUICK_LLAMA_TEXT})
   --calib-lines N      calib-ocr: rendered text lines (default ${DEFAULT_OCR_LINES}; --quick ${QUICK_OCR_LINES})
+  --eval-tokens N      ${EVAL_CASES.join(', ')} (--only eval): perplexity of stories15M on N held-out tokens, WGSL against the CPU reference
+                       (default ${DEFAULT_EVAL_TOKENS}; --quick ${QUICK_EVAL_TOKENS})
   --help         this text`;
 
 interface Options {
@@ -102,6 +106,9 @@ interface Options {
   calibText: { sequences: number; tokens: number };
   calibLines: number;
   awq: AwqSelection;
+  /** The evaluation case (bench/eval.ts) and its number of tokens. */
+  evalCase: boolean;
+  evalTokens: number;
 }
 
 function wholeNumber(text: string | undefined, flag: string, fallback: number): number {
@@ -126,6 +133,7 @@ function options(argv: string[]): Options | undefined {
       'calib-shapes': { type: 'string' },
       'calib-text': { type: 'string' },
       'calib-lines': { type: 'string' },
+      'eval-tokens': { type: 'string' },
       'max-run-s': { type: 'string', default: '30' },
       'budget-s': { type: 'string', default: '420' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -141,6 +149,9 @@ function options(argv: string[]): Options | undefined {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  // --only eval names the evaluation case, which the other selectors do not know.
+  const split = splitEvalOnly(only, KERNEL_NAMES);
+  const others = split.others;
   return {
     maxRunMs: maxRunS === 0 ? Infinity : 1000 * maxRunS,
     budgetMs: budgetS === 0 ? Infinity : 1000 * budgetS,
@@ -148,15 +159,17 @@ function options(argv: string[]): Options | undefined {
     quick: values.quick,
     out: resolve(values.out),
     only,
-    selection: selectCases(KERNEL_NAMES, only, { model: !values['no-model'] }),
+    selection: selectCases(KERNEL_NAMES, others, { model: !values['no-model'] }),
     cpu: !values['no-cpu'],
     promptTokens: wholeNumber(values['prompt-tokens'], '--prompt-tokens', values.quick ? QUICK_PROMPT_TOKENS : PROMPT_TOKENS),
     decodeTokens: wholeNumber(values['decode-tokens'], '--decode-tokens', values.quick ? QUICK_DECODE_TOKENS : DECODE_TOKENS),
-    calib: selectCalibCases(only, { model: !values['no-model'] }),
+    calib: selectCalibCases(others, { model: !values['no-model'] }),
     calibShapes: parseShapes(values['calib-shapes'] ?? (values.quick ? QUICK_STATS_SHAPES : DEFAULT_STATS_SHAPES)),
     calibText: parseTextShape(values['calib-text'] ?? (values.quick ? QUICK_LLAMA_TEXT : DEFAULT_LLAMA_TEXT)),
     calibLines: wholeNumber(values['calib-lines'], '--calib-lines', values.quick ? QUICK_OCR_LINES : DEFAULT_OCR_LINES),
-    awq: selectAwqCases(only, { model: !values['no-model'] }),
+    awq: selectAwqCases(others, { model: !values['no-model'] }),
+    evalCase: split.evalSelected && !values['no-model'],
+    evalTokens: wholeNumber(values['eval-tokens'], '--eval-tokens', values.quick ? QUICK_EVAL_TOKENS : DEFAULT_EVAL_TOKENS),
   };
 }
 
@@ -280,6 +293,7 @@ async function main(opts: Options): Promise<void> {
   const awqSel = opts.awq;
   const runAwq = awqSel.loss || awqSel.layer || awqSel.llama || awqSel.sweep;
   let awq: AwqBenchResult | null = null;
+  let evalResult: EvalBenchResult | null = null;
 
   log('QuantLab kernel benchmark');
   log(`device:  ${describeDevice(ctx)}`);
@@ -321,6 +335,7 @@ async function main(opts: Options): Promise<void> {
   } else {
     log('awq:     not selected (--only names no AWQ / SmoothQuant case)');
   }
+  log(opts.evalCase ? `eval:    stories15M perplexity on ${opts.evalTokens} held-out tokens, WGSL forward against the CPU reference` : 'eval:    not selected (--no-model, or --only names no evaluation case)');
   log('');
 
   try {
@@ -458,6 +473,13 @@ async function main(opts: Options): Promise<void> {
       memory.sample();
       if (Object.keys(awq.errors).length) process.exitCode = 1;
     }
+
+    if (opts.evalCase) {
+      log('');
+      evalResult = await runEvalBench(ctx, { cpu: opts.cpu, tokens: opts.evalTokens, log });
+      memory.sample();
+      if (evalResult.error) process.exitCode = 1;
+    }
   } finally {
     ctx.dispose();
   }
@@ -492,6 +514,10 @@ async function main(opts: Options): Promise<void> {
     log('');
     log(awqReport(awq));
   }
+  if (evalResult) {
+    log('');
+    log(evalReport(evalResult));
+  }
   log(
     `memory: peak RSS ${mib(peak.maxRssBytes)}, peak JS heap used ${mib(peak.heapUsedBytes)} (of ${mib(peak.heapTotalBytes)}), peak typed arrays ${mib(peak.arrayBuffersBytes)}`,
   );
@@ -518,6 +544,7 @@ async function main(opts: Options): Promise<void> {
     model,
     calib,
     awq,
+    eval: evalResult,
     summary: { ...v, targetN: TARGET_N, notRun: skipped.filter((s) => s.bound === 'memory' && s.n === v.n).map((s) => `${s.kernel} ${s.config}`), verdict: verdictLine(v, skipped) },
     memory: peak,
     durationS,

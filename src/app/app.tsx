@@ -8,6 +8,7 @@ import { ModelPage } from './pages/model-page.tsx';
 import { PlaygroundPage } from './pages/playground-page.tsx';
 import { QuantizePage } from './pages/quantize-page.tsx';
 import { SearchPage } from './pages/search-page.tsx';
+import { EvaluatePage } from './pages/evaluate-page.tsx';
 import { SECTIONS } from './sections.ts';
 import { useAppStore } from './store/index.ts';
 
@@ -29,6 +30,7 @@ export function App() {
         {section.id === 'calibrate' && <CalibratePage />}
         {section.id === 'awq' && <SearchPage />}
         {section.id === 'quantize' && <QuantizePage />}
+        {section.id === 'evaluate' && <EvaluatePage />}
         {section.coming && <ComingSoonPage section={section} step={index + 1} />}
       </main>
     </div>

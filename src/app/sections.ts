@@ -39,10 +39,7 @@ export const SECTIONS: Section[] = [
   {
     id: 'evaluate',
     title: 'Evaluate',
-    summary: 'Measure what quantization cost.',
-    coming: [
-      'Compare the full-precision and quantized models side by side: perplexity for language models, accuracy for classifiers, and SQNR layer by layer to find where the error comes from.',
-    ],
+    summary: 'Compare quantized configurations with the full-precision model on held-out text: perplexity, KL divergence, top-1 agreement, generations, accuracy against size.',
   },
   {
     id: 'export',

@@ -1,7 +1,8 @@
 /** The bundled text in the browser: Moby-Dick chapters fetched from data/moby-dick/ (see bundled-data.ts). */
 import { CalibDataError, EVAL_FIRST_CHAPTER, MOBY_DICK_CHAPTERS, paragraphs } from './text-data.ts';
 
-async function fetchChapter(base: string, n: number, signal?: AbortSignal): Promise<string> {
+/** The raw text of chapter `n` (what mobyDickChapter reads in Node). */
+export async function fetchChapter(base: string, n: number, signal?: AbortSignal): Promise<string> {
   const url = new URL(`data/moby-dick/chapter_${n}.json`, base).href;
   let res: Response;
   try {
@@ -31,4 +32,13 @@ export async function loadMobyDickWeb(base: string, minChars: number, part: 'cal
     }
   }
   return out;
+}
+
+/** The raw text of every calibration or held-out chapter, joined by blank lines (as the CLI joins them). */
+export async function mobyDickPartWeb(base: string, part: 'calibration' | 'evaluation', signal?: AbortSignal): Promise<string> {
+  const first = part === 'calibration' ? 1 : EVAL_FIRST_CHAPTER;
+  const last = part === 'calibration' ? EVAL_FIRST_CHAPTER - 1 : MOBY_DICK_CHAPTERS;
+  const texts: string[] = [];
+  for (let n = first; n <= last; n++) texts.push(await fetchChapter(base, n, signal));
+  return texts.join('\n\n');
 }

@@ -12,13 +12,14 @@ import { amaxCommand } from './commands/amax.ts';
 import { awqCommand } from './commands/awq.ts';
 import { awqLayerCommand } from './commands/awq-layer.ts';
 import { calibrateCommand } from './commands/calibrate.ts';
+import { evalCommand } from './commands/eval.ts';
 import { generateCommand } from './commands/generate.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { smoothquantCommand } from './commands/smoothquant.ts';
 import { formatOptionList, parseOptions } from './options.ts';
 
-const COMMANDS: Command[] = [inspectCommand, generateCommand, quantizeCommand, calibrateCommand, amaxCommand, smoothquantCommand, awqCommand, awqLayerCommand];
+const COMMANDS: Command[] = [inspectCommand, generateCommand, quantizeCommand, calibrateCommand, amaxCommand, smoothquantCommand, awqCommand, awqLayerCommand, evalCommand];
 
 function version(): string {
   try {

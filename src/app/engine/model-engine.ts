@@ -9,7 +9,8 @@ import type { QuantPlan } from '../../model/workspace.ts';
 import type { QuantConfig } from '../../quant/config.ts';
 import type { AppStore } from '../store/index.ts';
 import type { ModelState, OpState } from '../store/model-slice.ts';
-import type { AwqBlockPartial, AwqRequest, AwqRun, GenerationPartial, GenerationResult, ModelSource, Progress, SmoothRequest, SmoothRun } from '../worker/protocol.ts';
+import type { EvalRow } from '../../eval/types.ts';
+import type { AwqBlockPartial, AwqRequest, AwqRun, EvaluateRequest, EvaluateResult, GenerationPartial, GenerationResult, ModelSource, Progress, SmoothRequest, SmoothRun } from '../worker/protocol.ts';
 import { parseConfig, type Parsed } from './drafts.ts';
 import { isCancelled, type GpuClient } from './gpu-client.ts';
 
@@ -186,6 +187,24 @@ export class ModelEngine {
 
   cancelSmoothquant(): void {
     this.smoothCtl?.abort();
+  }
+
+  private evalCtl?: AbortController;
+
+  /** Evaluation of the open model; rows arrive through onRow as they finish. Rejects with CancelledError on cancel. */
+  async evaluate(request: Omit<EvaluateRequest, 'baseUrl'>, onProgress: (p: Progress) => void, onRow: (row: EvalRow) => void): Promise<EvaluateResult> {
+    this.evalCtl?.abort();
+    const ctl = new AbortController();
+    this.evalCtl = ctl;
+    try {
+      return await this.client.request('evaluate', { ...request, baseUrl: document.baseURI }, { signal: ctl.signal, onProgress, onPartial: onRow });
+    } finally {
+      if (this.evalCtl === ctl) this.evalCtl = undefined;
+    }
+  }
+
+  cancelEvaluate(): void {
+    this.evalCtl?.abort();
   }
 
   /** Greedy generation with the last finished AWQ run's weights. */

@@ -6,8 +6,9 @@ import { createModelSlice, type ModelSlice } from './model-slice.ts';
 import { createPlaygroundSlice, type PlaygroundSlice } from './playground-slice.ts';
 import { createRouteSlice, type RouteSlice } from './route-slice.ts';
 import { createSearchSlice, type SearchSlice } from './search-slice.ts';
+import { createEvalSlice, type EvalSlice } from './eval-slice.ts';
 
-export type AppState = DeviceSlice & PlaygroundSlice & RouteSlice & ModelSlice & CalibSlice & SearchSlice;
+export type AppState = DeviceSlice & PlaygroundSlice & RouteSlice & ModelSlice & CalibSlice & SearchSlice & EvalSlice;
 
 export const useAppStore = create<AppState>()((...a) => ({
   ...createDeviceSlice(...a),
@@ -16,6 +17,7 @@ export const useAppStore = create<AppState>()((...a) => ({
   ...createModelSlice(...a),
   ...createCalibSlice(...a),
   ...createSearchSlice(...a),
+  ...createEvalSlice(...a),
 }));
 
 export type AppStore = typeof useAppStore;

@@ -193,6 +193,10 @@ async function handle(req: WorkerRequest, signal: AbortSignal): Promise<{ result
     }
     case 'smoothquant':
       return { result: await session.smoothquant(await liveContext(), req.payload, signal, progress) };
+    case 'evaluate': {
+      const ctx = await liveContext();
+      return { result: await session.evaluate(ctx, req.payload, signal, progress, (row) => post({ type: 'partial', id: req.id, partial: row })) };
+    }
     case 'loseDevice': {
       const ctx = await context;
       ctx?.device.destroy();

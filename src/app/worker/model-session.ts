@@ -25,10 +25,17 @@ import { smoothModel } from '../../smooth/smooth-model.ts';
 import { SmoothQuantKernels } from '../../smooth/smoothquant-gpu.ts';
 import { SmoothQuantError } from '../../smooth/smoothquant.ts';
 import type { CalibDataSource } from '../../calib/types.ts';
+import { parseEvalConfigs } from '../../eval/configs.ts';
+import { evalTokens } from '../../eval/eval-text.ts';
+import { evaluateLlama } from '../../eval/llama-eval.ts';
+import { evaluateOnnxWeb } from '../../eval/onnx-eval-web.ts';
+import { EvalError, type EvalRow } from '../../eval/types.ts';
 import type {
   AwqBlockPartial,
   AwqRequest,
   AwqRun,
+  EvaluateRequest,
+  EvaluateResult,
   GenerateRequest,
   GenerationPartial,
   GenerationResult,
@@ -355,6 +362,72 @@ export class ModelSession {
       } finally {
         kernels?.dispose();
       }
+    });
+  }
+
+  /**
+   * Evaluation of the open Llama model (eval/llama-eval.ts) on held-out text: the bundled chapters that
+   * calibration never reads, or the user's files; AWQ and SmoothQuant calibrate on the calibration chapters.
+   */
+  evaluate(ctx: GpuContext, req: EvaluateRequest, signal: AbortSignal, progress: (p: Progress) => void, partial: (row: EvalRow) => void): Promise<EvaluateResult> {
+    return this.serial(async () => {
+      const { handle } = this.requireModel();
+      if (handle.kind === 'onnx') {
+        const r = await evaluateOnnxWeb(ctx, handle, {
+          configs: req.configs.join(','),
+          samples: req.samples,
+          calibSamples: req.calibSamples,
+          baseUrl: req.baseUrl,
+          signal,
+          onProgress: (p) => progress({ stage: p.label, fraction: p.total ? p.done / p.total : undefined }),
+          onRow: partial,
+        });
+        return { rows: r.rows, data: `${r.data.source}; task ${r.task.kind}, ${r.runtime}`, seconds: r.seconds };
+      }
+      const tok = handle.ckpt.tokenizer;
+      if (!tok) throw new EvalError(`${handle.name} has no tokenizer this lab can read: perplexity needs one`);
+      const t0 = performance.now();
+      const configs = parseEvalConfigs(req.configs.join(','));
+      progress({ stage: 'reading the evaluation text' });
+      let source: string;
+      let texts: string[];
+      if (req.data.kind === 'bundled-text') {
+        source = 'Moby-Dick chapters 100-135 (held out from calibration)';
+        texts = await loadMobyDickWeb(req.baseUrl, req.tokens * 6, 'evaluation', signal);
+      } else {
+        if (req.data.files.length === 0) throw new EvalError('no text files were given');
+        source = req.data.files.map((f) => f.name).join(', ');
+        texts = req.data.files.flatMap((f) => parseTextFile(f.name, f.bytes));
+      }
+      const tokens = evalTokens(tok, texts, req.tokens, source, signal);
+      const needsCalib = configs.some((c) => c.method === 'awq' || c.method === 'smoothquant');
+      let calibration: number[][] | undefined;
+      if (needsCalib) {
+        progress({ stage: 'reading the calibration text' });
+        const calibTexts = await loadMobyDickWeb(req.baseUrl, req.calibSamples * req.calibSeqLen * 6, 'calibration', signal);
+        calibration = textToSequences(tok, calibTexts, req.calibSamples, req.calibSeqLen, 'Moby-Dick (bundled)', signal).sequences;
+      }
+      // The evaluation loads its own copies of the model; free the generation engine's first.
+      this.engine?.model.dispose();
+      this.engine = undefined;
+      const prompt = req.genTokens > 0 && req.prompt.trim() ? tok.encode(req.prompt, { bos: true }) : undefined;
+      const r = await evaluateLlama(ctx, handle.ckpt, {
+        configs,
+        tokens,
+        context: req.context,
+        calibration,
+        prompt,
+        genTokens: prompt ? req.genTokens : 0,
+        decode: (ids) => tok.decode(ids, prompt?.at(-1)),
+        signal,
+        onProgress: (p) => progress({ stage: p.label, fraction: p.total ? p.done / p.total : undefined }),
+        onRow: partial,
+      });
+      return {
+        rows: r.rows,
+        data: `${tokens.length} tokens of ${source}, context ${r.context}, stride ${r.stride}`,
+        seconds: (performance.now() - t0) / 1000,
+      };
     });
   }
 

@@ -15,6 +15,7 @@ import type { CalibDataSource, CalibrateRequest, CalibrationRun } from '../../ca
 import type { AwqBlockReport, AwqGroupReport, AwqLinearReport } from '../../awq/awq-llama.ts';
 import type { SmoothQuantReport } from '../../smooth/smooth-model.ts';
 import type { ActQuant, GroupSweep } from '../../smooth/smoothquant.ts';
+import type { EvalRow } from '../../eval/types.ts';
 
 /** A seeded synthetic tensor: the worker generates it, so only the spec crosses the thread boundary. */
 export interface SyntheticTensorSource {
@@ -138,6 +139,32 @@ export interface SmoothRun {
   sweeps: GroupSweep[];
 }
 
+export interface EvaluateRequest {
+  /** Configuration labels (eval/configs.ts). */
+  configs: string[];
+  /** Held-out text: the bundled chapters kept out of calibration, or the user's files. */
+  data: { kind: 'bundled-text' } | { kind: 'text-files'; files: { name: string; bytes: Uint8Array }[] };
+  /** Tokens scored (language models). */
+  tokens: number;
+  /** ONNX models: evaluation lines (OCR recogniser) or rendered pages besides the bundled photos. */
+  samples: number;
+  /** Positions per window; the stride is half of it. */
+  context: number;
+  /** Calibration sequences for AWQ and SmoothQuant (bundled calibration chapters). */
+  calibSamples: number;
+  calibSeqLen: number;
+  prompt: string;
+  genTokens: number;
+  baseUrl: string;
+}
+
+export interface EvaluateResult {
+  rows: EvalRow[];
+  /** The held-out data, in words. */
+  data: string;
+  seconds: number;
+}
+
 /** Request kinds, with their payload, result and (for some) partial result types. */
 export interface RequestMap {
   /** Create the GPU context (or return the existing one). */
@@ -170,6 +197,11 @@ export interface RequestMap {
   awq: { payload: AwqRequest; partial: AwqBlockPartial; result: AwqRun };
   /** SmoothQuant of the open Llama model: the alpha sweep (or one alpha) with the W8A8 error per group. */
   smoothquant: { payload: SmoothRequest; result: SmoothRun };
+  /**
+   * Evaluate configurations of the open Llama model against FP32 on held-out text: perplexity, KL, top-1,
+   * greedy generations. Each finished row arrives as a partial result; a cancelled run returns none.
+   */
+  evaluate: { payload: EvaluateRequest; partial: EvalRow; result: EvaluateResult };
   /** Destroy the device as a driver reset would (for tests of the recovery path). */
   loseDevice: { payload: null; result: null };
 }

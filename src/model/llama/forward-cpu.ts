@@ -19,6 +19,7 @@
  */
 import { CheckpointError, expectedTensors, numel, type LlamaCheckpoint, type LlamaConfig } from './model.ts';
 import { mulberry32 } from '../../util/random.ts';
+import { actFakeQuantRef, checkActQuant, type ActQuantOptions } from '../../eval/act-fake-quant.ts';
 
 export interface LlamaCpuOptions {
   /** KV cache length; defaults to the model's seqLen. */
@@ -26,6 +27,11 @@ export interface LlamaCpuOptions {
   /** Substitute a weight at load time (e.g. fake-quantized linears); must keep the length. */
   transformWeight?: (name: string, data: Float32Array, shape: number[]) => Float32Array | Promise<Float32Array>;
   onProgress?: (done: number, total: number, name: string) => void;
+  /**
+   * Fake-quantize the input of every linear of every block (the reference of LlamaGpuOptions.actQuant):
+   * per token, each position's vector is one row. The linear-input hook sees the values before quantization.
+   */
+  actQuant?: ActQuantOptions;
 }
 
 /**
@@ -103,10 +109,13 @@ export class LlamaCpu {
   private readonly logits: Float32Array;
   /** Next position generate() and forwardNext() use. */
   private position = 0;
+  private readonly actQuant?: ActQuantOptions;
 
-  private constructor(config: LlamaConfig, weights: Map<string, Float32Array>, cacheLength: number) {
+  private constructor(config: LlamaConfig, weights: Map<string, Float32Array>, cacheLength: number, actQuant?: ActQuantOptions) {
     this.config = config;
     this.cacheLength = cacheLength;
+    if (actQuant) checkActQuant(actQuant, config.nLayers);
+    this.actQuant = actQuant;
     const c = config;
     for (const e of expectedTensors(c, weights.has('layers.0.bq'))) this.shapes.set(e.name, e.shape);
     const get = (name: string) => {
@@ -170,12 +179,18 @@ export class LlamaCpu {
       weights.set(t.name, data);
       opts.onProgress?.(++done, ckpt.tensors.length, t.name);
     }
-    return new LlamaCpu(ckpt.config, weights, cacheLength);
+    return new LlamaCpu(ckpt.config, weights, cacheLength, opts.actQuant);
   }
 
   /** Builds a model from tensors already in memory (canonical names, interleaved q/k). */
-  static fromWeights(config: LlamaConfig, weights: Map<string, Float32Array>, opts: { maxSeqLen?: number } = {}): LlamaCpu {
-    return new LlamaCpu(config, weights, Math.min(opts.maxSeqLen ?? config.seqLen, config.seqLen));
+  static fromWeights(config: LlamaConfig, weights: Map<string, Float32Array>, opts: { maxSeqLen?: number; actQuant?: ActQuantOptions } = {}): LlamaCpu {
+    return new LlamaCpu(config, weights, Math.min(opts.maxSeqLen ?? config.seqLen, config.seqLen), opts.actQuant);
+  }
+
+  /** Fake-quantizes one linear input in place when actQuant is set (`point`: layers.N.attn_in etc.). */
+  private quantAct(point: string, v: Float32Array): void {
+    const q = this.actQuant;
+    if (q) v.set(actFakeQuantRef(v, 1, v.length, q.bits, q.granularity, q.amax?.get(point) ?? 0));
   }
 
   /** Shape of a weight the model uses ([out, in] for linears). */
@@ -252,6 +267,7 @@ export class LlamaCpu {
       const p = `layers.${l}.`;
       rmsnorm(xb, x, w.attentionNorm, c.normEps);
       this.hook?.(p + 'wq', xb, pos);
+      this.quantAct(p + 'attn_in', xb);
       matvec(q, xb, w.wq, w.bq);
       matvec(k, xb, w.wk, w.bk);
       matvec(v, xb, w.wv, w.bv);
@@ -284,10 +300,12 @@ export class LlamaCpu {
         }
       }
       this.hook?.(p + 'wo', att, pos);
+      this.quantAct(p + 'attn_out', att);
       matvec(xb2, att, w.wo);
       for (let i = 0; i < dim; i++) x[i] += xb2[i];
       rmsnorm(xb, x, w.ffnNorm, c.normEps);
       this.hook?.(p + 'w1', xb, pos);
+      this.quantAct(p + 'mlp_in', xb);
       matvec(hb, xb, w.w1);
       matvec(hb2, xb, w.w3);
       for (let i = 0; i < c.hiddenDim; i++) {
@@ -295,6 +313,7 @@ export class LlamaCpu {
         hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
       }
       this.hook?.(p + 'w2', hb, pos);
+      this.quantAct(p + 'mlp_mid', hb);
       matvec(xb2, hb, w.w2);
       for (let i = 0; i < dim; i++) x[i] += xb2[i];
     }

@@ -8,6 +8,7 @@
 import { grid, type GpuContext, type Step } from '../../gpu/context.ts';
 import { CancelledError } from '../../gpu/errors.ts';
 import type { LlamaCheckpoint, LlamaConfig } from './model.ts';
+import { actFakeQuantStep, checkActQuant, type ActQuantOptions } from '../../eval/act-fake-quant.ts';
 
 export interface LlamaGpuOptions {
   /** Substitute a weight before upload (e.g. fake-quantized linears). Shapes are [out, in] for linears. */
@@ -16,6 +17,12 @@ export interface LlamaGpuOptions {
   signal?: AbortSignal;
   /** Most tokens per forward call (prompt chunks); default 64. */
   maxBatch?: number;
+  /**
+   * Fake-quantize the input of every linear of every block (attn_in, attn_out, mlp_in, mlp_mid) in forward
+   * (W8A8 evaluation; shaders/act-fake-quant.wgsl). Captures see the activations before quantization;
+   * moduleForward is not affected. The classifier input stays in float.
+   */
+  actQuant?: ActQuantOptions;
 }
 
 /** Most tokens the decode-shaped matvec kernel takes; larger batches use the tiled kernel. */
@@ -90,6 +97,11 @@ class StepBuilder {
     this.steps.push({ shader: 'rmsnorm.wgsl', constants: { WG: 256 }, bindings: [params, x, w, y], workgroups: [rows] });
   }
 
+  /** Release this uniform with the others after the run. */
+  adopt(buf: GPUBuffer): void {
+    this.uniforms.push(buf);
+  }
+
   elementwise(n: number): [number, number] {
     return grid(Math.ceil(n / 256)) as [number, number];
   }
@@ -111,13 +123,15 @@ export class LlamaGpu {
     readonly ctx: GpuContext,
     readonly config: LlamaConfig,
     readonly maxBatch: number,
+    readonly actQuant?: ActQuantOptions,
   ) {}
 
   /** Upload the checkpoint's weights and allocate activations and the KV cache. */
   static async load(ctx: GpuContext, ckpt: LlamaCheckpoint, opts: LlamaGpuOptions = {}): Promise<LlamaGpu> {
     const cfg = ckpt.config;
     const maxBatch = Math.max(1, Math.min(opts.maxBatch ?? 64, cfg.seqLen));
-    const m = new LlamaGpu(ctx, cfg, maxBatch);
+    if (opts.actQuant) checkActQuant(opts.actQuant, cfg.nLayers);
+    const m = new LlamaGpu(ctx, cfg, maxBatch, opts.actQuant);
     try {
       const names = ckpt.tensors.map((t) => t.name);
       let done = 0;
@@ -251,16 +265,32 @@ export class LlamaGpu {
       const cap = this.captures?.get(name);
       if (cap) sb.steps.push({ copy: { src, srcOffset: 0, dst: cap.buffer, dstOffset: 0, size: T * cap.cols * 4 } });
     };
+    const aq = this.actQuant;
+    const quantAct = (name: string, x: GPUBuffer, cols: number) => {
+      if (!aq) return;
+      const { step, params } = actFakeQuantStep(ctx, x, T, cols, aq.bits, aq.granularity, aq.amax?.get(name) ?? 0);
+      sb.adopt(params);
+      sb.steps.push(step);
+    };
+    const qDim = c.nHeads * c.headDim;
     ctx.device.queue.writeBuffer(B.ids, 0, new Uint32Array(tokens));
     sb.steps.push({ shader: 'embed.wgsl', bindings: [sb.u([T, c.dim, c.vocabSize, 0]), B.ids, this.w('tok_embeddings'), B.x], workgroups: sb.elementwise(T * c.dim) });
     for (let l = 0; l < c.nLayers; l++) {
       const p = `layers.${l}.`;
       sb.rmsnorm(B.x, this.w(p + 'attention_norm'), B.xb, T);
       capture(p + 'attn_in', B.xb);
-      this.attentionSteps(sb, l, T, pos0, B.xb, B.x, true, (att) => capture(p + 'attn_out', att));
+      quantAct(p + 'attn_in', B.xb, c.dim);
+      this.attentionSteps(sb, l, T, pos0, B.xb, B.x, true, (att) => {
+        capture(p + 'attn_out', att);
+        quantAct(p + 'attn_out', att, qDim);
+      });
       sb.rmsnorm(B.x, this.w(p + 'ffn_norm'), B.xb, T);
       capture(p + 'mlp_in', B.xb);
-      this.mlpSteps(sb, l, T, B.xb, B.x, true, (h) => capture(p + 'mlp_mid', h));
+      quantAct(p + 'mlp_in', B.xb, c.dim);
+      this.mlpSteps(sb, l, T, B.xb, B.x, true, (h) => {
+        capture(p + 'mlp_mid', h);
+        quantAct(p + 'mlp_mid', h, c.hiddenDim);
+      });
     }
     sb.rmsnorm(B.x, this.w('norm'), B.xb, T);
     const classifier = this.weights.get('output') ?? this.w('tok_embeddings');
