@@ -78,9 +78,22 @@ describe('quantlab eval on a random llama', () => {
     expect(r.stderr).toMatch(/missing MODEL/);
   });
 
-  test.runIf(existsSync(REC))('ONNX models are refused for now', async () => {
-    const r = await cli(['eval', REC]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/not yet: ONNX evaluation/);
-  });
+  test.runIf(existsSync(REC))('ONNX: the PP-OCRv4 recogniser on rendered held-out lines, JSON rows; options of language models refused', async () => {
+    const r = await cli(['eval', REC, '--configs', 'fp32,rtn-int8', '--samples', '4', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { task: { kind: string }; data: { samples: number }; rows: { config: string; metrics: Record<string, number | null> }[] };
+    expect(report.task.kind).toBe('ocr-rec');
+    expect(report.data.samples).toBe(4);
+    expect(report.rows.map((x) => x.config)).toEqual(['fp32', 'rtn-int8']);
+    expect(report.rows[0].metrics.charAccuracy).toBeGreaterThan(0.9);
+    // FP32's SQNR against itself is infinite: JSON writes null.
+    expect(report.rows[0].metrics.sqnr).toBeNull();
+    expect(report.rows[1].metrics.sqnr).toBeGreaterThan(0);
+    let bad = await cli(['eval', REC, '--tokens', '64']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--tokens is for language models/);
+    bad = await cli(['eval', REC, '--configs', 'fp32,smoothquant-w8a8']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/rtn-w8a8/);
+  }, 120_000);
 });

@@ -25,10 +25,68 @@ import type { CliIo, Command } from '../command.ts';
 import { withNodeGpu } from '../node-gpu-session.ts';
 import { openModelFromArgs } from '../open-model.ts';
 import type { ParsedOptions } from '../options.ts';
+import { IMAGE_PRESETS, type ImagePreset } from '../../calib/image-preprocess.ts';
+import { DEFAULT_ONNX_EVAL_CONFIGS, parseOnnxEvalConfigs, type OnnxEvalConfig, type OnnxEvalReport } from '../../eval/onnx-eval.ts';
+import { evaluateOnnxNode } from '../../eval/onnx-eval-node.ts';
+import type { OnnxModelHandle } from '../../model/workspace.ts';
 
 const DEFAULT_TOKENS = 4096;
 const DEFAULT_PROMPT = 'Once upon a time';
 const DEFAULT_GEN_TOKENS = 24;
+
+/** ONNX models: --data images (default the bundled held-out data), --samples, --calib-data, --calib-samples, --preprocess. */
+async function runOnnx(h: OnnxModelHandle, opts: ParsedOptions, io: CliIo): Promise<number> {
+  for (const o of ['tokens', 'context', 'stride', 'prompt', 'gen-tokens', 'calib-seq-len', 'cpu-check']) if (opts.has(o)) throw new UsageError(`--${o} is for language models`);
+  let configs: OnnxEvalConfig[];
+  try {
+    configs = parseOnnxEvalConfigs(opts.string('configs') ?? DEFAULT_ONNX_EVAL_CONFIGS);
+  } catch (e) {
+    if (e instanceof EvalError) throw new UsageError(`--configs: ${e.message}`);
+    throw e;
+  }
+  const presetArg = opts.string('preprocess');
+  if (presetArg !== undefined && !(IMAGE_PRESETS as readonly string[]).includes(presetArg)) throw new UsageError(`--preprocess must be one of ${IMAGE_PRESETS.join(', ')}, got ${presetArg}`);
+  const samples = opts.int('samples', { min: 1, max: 100_000 });
+  const calibSamples = opts.int('calib-samples', { min: 1, max: 100_000 });
+  const json = opts.flag('json');
+  const outPath = opts.string('out');
+  const data = opts.string('data');
+  const calibData = opts.string('calib-data');
+  try {
+    const report = await evaluateOnnxNode(h, {
+      configs,
+      data: data === undefined ? undefined : resolve(data),
+      samples,
+      calibData: calibData === undefined ? undefined : resolve(calibData),
+      calibSamples,
+      preset: presetArg as ImagePreset | undefined,
+      onRow: json ? undefined : (row) => io.stderr(`evaluated ${row.config} (${row.seconds.toFixed(1)} s)\n`),
+    });
+    if (outPath) writeFileSync(resolve(outPath), JSON.stringify(report, null, 2) + '\n');
+    if (json) io.stdout(JSON.stringify(report) + '\n');
+    else printOnnxTable(report, io);
+    return 0;
+  } catch (e) {
+    if (e instanceof EvalError || e instanceof CalibDataError || e instanceof CalibrationError || e instanceof AwqError) throw new InputError(e.message);
+    throw e;
+  }
+}
+
+function printOnnxTable(r: OnnxEvalReport, io: CliIo): void {
+  const keys = ['charAccuracy', 'wordAccuracy', 'lineAccuracy', 'boxF1', 'top1', 'top5', 'sqnr', 'cosine'].filter((k) => r.rows.some((x) => x.metrics[k] !== undefined));
+  const w = Math.max(6, ...r.rows.map((x) => x.config.length));
+  io.stdout(`${'config'.padEnd(w)}  bits/w   size MB  ${keys.map((k) => k.padStart(12)).join('  ')}    time s\n`);
+  for (const x of r.rows) {
+    const cells = keys.map((k) => {
+      const v = x.metrics[k];
+      return (v === undefined ? '-' : v === Infinity ? 'inf' : k === 'sqnr' ? v.toFixed(2) : v.toFixed(4)).padStart(12);
+    });
+    io.stdout(`${x.config.padEnd(w)}  ${fixed(x.bitsPerWeight, 3).padStart(6)}  ${(x.sizeBytes / 1e6).toFixed(2).padStart(8)}  ${cells.join('  ')}  ${x.seconds.toFixed(1).padStart(8)}\n`);
+  }
+  io.stdout(`task ${r.task.kind}${r.task.note ? ` (${r.task.note})` : ''}; ${r.data.samples} samples of ${r.data.source}${r.calibration ? `; calibration: ${r.calibration.source}` : ''}; ${r.runtime}; ${r.seconds.toFixed(1)} s\n`);
+  const notes = new Set(r.rows.flatMap((x) => x.notes));
+  for (const n of notes) io.stdout(`note: ${n}\n`);
+}
 
 function configsFromArgs(opts: ParsedOptions): EvalConfig[] {
   try {
@@ -64,6 +122,9 @@ function printTable(r: EvalReport, io: CliIo): void {
 }
 
 async function run(opts: ParsedOptions, io: CliIo): Promise<number> {
+  const h = await openModelFromArgs(opts.positionals);
+  if (h.kind === 'onnx') return runOnnx(h, opts, io);
+  if (opts.has('calib-data') || opts.has('preprocess') || opts.has('samples')) throw new UsageError('--calib-data, --preprocess and --samples are for ONNX models');
   const configs = configsFromArgs(opts);
   const count = opts.int('tokens', { min: 1, max: 1 << 24 }) ?? DEFAULT_TOKENS;
   const contextArg = opts.int('context', { min: 1, max: 1 << 20 });
@@ -77,8 +138,6 @@ async function run(opts: ParsedOptions, io: CliIo): Promise<number> {
   const outPath = opts.string('out');
   const cpuCheck = opts.flag('cpu-check');
   const dataPath = opts.string('data');
-  const h = await openModelFromArgs(opts.positionals);
-  if (h.kind !== 'llama') throw new UsageError(`not yet: ONNX evaluation (${h.name} is an ONNX graph); quantlab eval runs Llama-family checkpoints for now`);
   const ckpt = h.ckpt;
   const c = ckpt.config;
   const context = contextArg ?? c.seqLen;
@@ -176,14 +235,18 @@ async function run(opts: ParsedOptions, io: CliIo): Promise<number> {
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'evaluate quantization configs of a Llama-family model side by side: perplexity, KL to FP32, top-1 agreement, size, generations',
+  summary: 'evaluate quantization configs side by side: perplexity, KL and top-1 (Llama), OCR / detector / classifier accuracy and output SQNR (ONNX), size',
   synopsis: 'quantlab eval MODEL [--data FILE|DIR] [--configs fp32,rtn-int4-g32,...] [--tokens N] [--context L] [--stride S] [--prompt TEXT] [--gen-tokens N] [--cpu-check] [--json] [--out results.json]',
   description: [
-    'MODEL as for inspect (stories15M names the bundled model); Llama-family checkpoints (ONNX evaluation comes later).',
+    'MODEL as for inspect (stories15M names the bundled model; ppocr models by their .onnx path).',
+    'Llama-family checkpoints:',
     'Perplexity over the first --tokens tokens of the evaluation text (fewer when the text is shorter), in windows of --context positions (BOS + text) starting every --stride tokens; each window scores only the tokens the previous one did not (Hugging Face strided perplexity).',
     'Every config also reports KL(P_fp32 || P_config) and top-1 agreement with the FP32 model on the same positions, bits per weight (fp16 scales and zero points included), the model size, the time, and a greedy continuation of --prompt.',
     `Configs: fp32, fp16, rtn-int<B>[-g<G>|-pc|-pt][-sym|-asym], rtn-fp8, awq-int<B>[-g<G>|-pc][-sym], smoothquant-w8a8[-a<alpha>][-pt] (default ${DEFAULT_EVAL_CONFIGS}). Only linear weights are quantized.`,
     'AWQ and SmoothQuant calibrate on the bundled Moby-Dick chapters 1-99 (--calib-samples x --calib-seq-len tokens); the default evaluation text is chapters 100-135.',
+    'ONNX models (onnxruntime-node on the CPU):',
+    'Every output\'s SQNR and cosine against FP32, and the task\'s metrics where the model\'s shapes tell it: OCR recogniser character / word / line accuracy on text lines rendered from the held-out chapters (ground truth known), detector box agreement with FP32 (IoU 0.5), classifier top-1 / top-5 agreement; otherwise SQNR / cosine only, with a note.',
+    `Configs: fp32, fp16, rtn-*, awq-* as above, rtn-w8a8[-<calibrator>] (INT8 per-channel weights and per-tensor activations through QuantizeLinear, amax from max, ma-minmax, percentile-99.9/99.99/99.999, entropy or mse on --calib-data) (default ${DEFAULT_ONNX_EVAL_CONFIGS}). --samples evaluation lines / pages or images, --calib-samples calibration ones.`,
   ].join('\n'),
   maxPositionals: 16,
   options: [
@@ -197,12 +260,15 @@ export const evalCommand: Command = {
     { name: 'calib-samples', value: 'N', help: 'calibration sequences for awq / smoothquant (default 128, or 16 for models with a context under 512)' },
     { name: 'calib-seq-len', value: 'L', help: 'tokens per calibration sequence (default 512, or the whole context when shorter)' },
     { name: 'awq-grid', value: 'N', help: 'AWQ ratios searched (default 20)' },
+    { name: 'samples', value: 'N', help: 'ONNX: evaluation lines (OCR recogniser), rendered pages (detector) or images' },
+    { name: 'calib-data', value: 'FILE|DIR', help: 'ONNX: calibration images for rtn-w8a8 / awq (default: bundled, distinct from the evaluation data)' },
+    { name: 'preprocess', value: 'PRESET', help: `ONNX: ${IMAGE_PRESETS.join(', ')} (default: what the model's input implies)` },
     { name: 'cpu-check', help: 'also compute the FP32 perplexity with the CPU reference forward pass and print both' },
     { name: 'out', value: 'FILE', help: 'write the results as JSON' },
     { name: 'json', help: 'print the results as JSON' },
   ],
   epilogue:
-    'Exit status 1 for data or models it cannot run (too little text, no tokenizer, NaN), 2 for a bad command line (bad --configs, an ONNX model).\n' +
+    'Exit status 1 for data or models it cannot run (too little text, no tokenizer, NaN, images that do not decode), 2 for a bad command line (bad --configs, an option of the other model kind).\n' +
     'Example: quantlab eval stories15M --configs fp32,rtn-int8,rtn-int4-g32 --tokens 512 --cpu-check',
   run,
 };
