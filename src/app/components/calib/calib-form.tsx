@@ -5,6 +5,7 @@
  */
 import { IMAGE_PRESETS, type ImagePreset } from '../../../calib/image-preprocess.ts';
 import { useId } from 'react';
+import { FileDrop } from '../file-drop.tsx';
 import { CALIB_METHODS, type CalibMethod } from '../../../calib/types.ts';
 import { useModelEngine } from '../../engine-context.ts';
 import { useAppStore } from '../../store/index.ts';
@@ -70,29 +71,7 @@ export function CalibForm({ info, modelKey, disabled, files, setFiles }: { info:
           </select>
           <p className="hint">{SOURCE_HINTS[form.source]}</p>
         </div>
-        {needsFiles && (
-          <div className="field">
-            <label className="dropzone" htmlFor={`${id}-files`}>
-              <input
-                id={`${id}-files`}
-                type="file"
-                multiple
-                accept={ACCEPT[form.source]}
-                className="visually-hidden"
-                data-testid="calib-files"
-                onChange={(e) => {
-                  const chosen = Array.from(e.target.files ?? []);
-                  e.target.value = '';
-                  if (chosen.length) setFiles(chosen);
-                }}
-              />
-              <span className="dropzone-title">Choose files…</span>
-              <span className="hint" data-testid="calib-file-names">
-                {files.length ? files.map((f) => f.name).join(', ') : 'none chosen'}
-              </span>
-            </label>
-          </div>
-        )}
+        {needsFiles && <FileDrop id={`${id}-files`} accept={ACCEPT[form.source] ?? ''} files={files} setFiles={setFiles} testId="calib-files" namesTestId="calib-file-names" />}
         <div className="calib-size-row">
           <div className="field">
             <label className="field-label" htmlFor={`${id}-samples`}>

@@ -5,6 +5,7 @@
  */
 import { useId } from 'react';
 import { useModelEngine } from '../../engine-context.ts';
+import { FileDrop } from '../file-drop.tsx';
 import { useAppStore } from '../../store/index.ts';
 import type { CalibModelInfo } from '../calib/calib-data.ts';
 import { defaultEvalForm, ONNX_PRESET_CONFIGS, parseEvalForm, PRESET_CONFIGS, type EvalFormDraft } from './eval-data.ts';
@@ -32,6 +33,42 @@ export function useEvalForm(info: CalibModelInfo, modelKey: string): [EvalFormDr
   return [form, (p) => patch({ form: { ...form, ...p }, formFor: modelKey })];
 }
 
+function TextField({ label, value, onChange, testId, numeric = true }: { label: string; value: string; onChange: (v: string) => void; testId: string; numeric?: boolean }) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label className="field-label" htmlFor={id}>
+        {label}
+      </label>
+      <input id={id} type="text" inputMode={numeric ? 'numeric' : undefined} value={value} onChange={(e) => onChange(e.target.value)} data-testid={testId} autoComplete="off" />
+    </div>
+  );
+}
+
+/** Language models: the held-out text, how much of it, the window, and the prompt of the generations. */
+function LlamaFields({ form, set, files, setFiles }: { form: EvalFormDraft; set: (p: Partial<EvalFormDraft>) => void; files: File[]; setFiles: (f: File[]) => void }) {
+  const id = useId();
+  return (
+    <>
+      <div className="field">
+        <label className="field-label" htmlFor={`${id}-source`}>
+          Held-out text
+        </label>
+        <select id={`${id}-source`} value={form.source} onChange={(e) => set({ source: e.target.value as EvalFormDraft['source'] })} data-testid="eval-source">
+          <option value="bundled-text">Moby-Dick chapters 100–135 (never used for calibration)</option>
+          <option value="text-files">Your text file</option>
+        </select>
+      </div>
+      {form.source === 'text-files' && <FileDrop id={`${id}-files`} accept=".txt,.jsonl,.json,text/plain" files={files} setFiles={setFiles} testId="eval-files" />}
+      <div className="calib-size-row">
+        <TextField label="Tokens scored" value={form.tokens} onChange={(tokens) => set({ tokens })} testId="eval-tokens" />
+        <TextField label="Context" value={form.context} onChange={(context) => set({ context })} testId="eval-context" />
+      </div>
+      <p className="hint">Sliding windows of the context, each starting with BOS, half a context apart; each token is scored once, with as much context as the window gives it.</p>
+    </>
+  );
+}
+
 export function EvalForm({ info, model, disabled, files, setFiles }: { info: CalibModelInfo; model: { name: string; key: string }; disabled: boolean; files: File[]; setFiles: (f: File[]) => void }) {
   const id = useId();
   const engine = useModelEngine();
@@ -43,7 +80,7 @@ export function EvalForm({ info, model, disabled, files, setFiles }: { info: Cal
   const needsCalib = parsed.ok && parsed.value.configs.some((c) => c.startsWith('awq') || c.startsWith('smoothquant') || c.startsWith('rtn-w8a8'));
   const toggle = (label: string, on: boolean) => set({ presets: on ? [...form.presets, label] : form.presets.filter((p) => p !== label) });
   const run = () => {
-    if (parsed.ok) void startEvaluation(engine, useAppStore, parsed.value, form.source === 'text-files' ? files : [], model);
+    if (parsed.ok) void startEvaluation(engine, useAppStore, parsed.value, llm && form.source === 'text-files' ? files : [], model);
   };
   return (
     <section className="card controls-card" aria-labelledby={`${id}-title`} data-testid="eval-form">
@@ -64,101 +101,41 @@ export function EvalForm({ info, model, disabled, files, setFiles }: { info: Cal
           <label className="field-label" htmlFor={`${id}-extra`}>
             More configurations
           </label>
-          <input id={`${id}-extra`} type="text" value={form.extra} placeholder={llm ? 'rtn-int3-g64, awq-int4-g128-sym, smoothquant-w8a8-a0.8' : 'rtn-int4-g64, rtn-w8a8-entropy, rtn-fp8'} onChange={(e) => set({ extra: e.target.value })} data-testid="eval-extra" autoComplete="off" />
+          <input
+            id={`${id}-extra`}
+            type="text"
+            value={form.extra}
+            placeholder={llm ? 'rtn-int3-g64, awq-int4-g128-sym, smoothquant-w8a8-a0.8' : 'rtn-int4-g64, rtn-w8a8-entropy, rtn-fp8'}
+            onChange={(e) => set({ extra: e.target.value })}
+            data-testid="eval-extra"
+            autoComplete="off"
+          />
           <p className="hint">Comma-separated labels, as for quantlab eval --configs.</p>
         </div>
-        {!llm && (
-          <div className="field">
-            <label className="field-label" htmlFor={`${id}-samples`}>
-              {info.ocrRecognizer ? 'Evaluation lines' : 'Rendered text pages'}
-            </label>
-            <input id={`${id}-samples`} type="text" inputMode="numeric" value={form.samples} onChange={(e) => set({ samples: e.target.value })} data-testid="eval-samples" autoComplete="off" />
+        {llm ? (
+          <LlamaFields form={form} set={set} files={files} setFiles={setFiles} />
+        ) : (
+          <>
+            <TextField label={info.ocrRecognizer ? 'Evaluation lines' : 'Rendered text pages'} value={form.samples} onChange={(samples) => set({ samples })} testId="eval-samples" />
             <p className="hint">
               {info.ocrRecognizer
                 ? 'Lines cut from the held-out Moby-Dick chapters (100–135) and rendered with the bundled font: their text is the ground truth. W8A8 and AWQ calibrate on lines from chapters 1–99.'
                 : 'The bundled photos plus pages of held-out text rendered with the bundled font; quantized outputs are compared with FP32 on them.'}
             </p>
-          </div>
-        )}
-        {llm && (
-        <>
-        <div className="field">
-          <label className="field-label" htmlFor={`${id}-source`}>
-            Held-out text
-          </label>
-          <select id={`${id}-source`} value={form.source} onChange={(e) => set({ source: e.target.value as EvalFormDraft['source'] })} data-testid="eval-source">
-            <option value="bundled-text">Moby-Dick chapters 100–135 (never used for calibration)</option>
-            <option value="text-files">Your text file</option>
-          </select>
-        </div>
-        {form.source === 'text-files' && (
-          <div className="field">
-            <label className="dropzone" htmlFor={`${id}-files`}>
-              <input
-                id={`${id}-files`}
-                type="file"
-                multiple
-                accept=".txt,.jsonl,.json,text/plain"
-                className="visually-hidden"
-                data-testid="eval-files"
-                onChange={(e) => {
-                  const chosen = Array.from(e.target.files ?? []);
-                  e.target.value = '';
-                  if (chosen.length) setFiles(chosen);
-                }}
-              />
-              <span className="dropzone-title">Choose files…</span>
-              <span className="hint">{files.length ? files.map((f) => f.name).join(', ') : 'none chosen'}</span>
-            </label>
-          </div>
-        )}
-        <div className="calib-size-row">
-          <div className="field">
-            <label className="field-label" htmlFor={`${id}-tokens`}>
-              Tokens scored
-            </label>
-            <input id={`${id}-tokens`} type="text" inputMode="numeric" value={form.tokens} onChange={(e) => set({ tokens: e.target.value })} data-testid="eval-tokens" autoComplete="off" />
-          </div>
-          <div className="field">
-            <label className="field-label" htmlFor={`${id}-context`}>
-              Context
-            </label>
-            <input id={`${id}-context`} type="text" inputMode="numeric" value={form.context} onChange={(e) => set({ context: e.target.value })} data-testid="eval-context" autoComplete="off" />
-          </div>
-        </div>
-        <p className="hint">Sliding windows of the context, each starting with BOS, half a context apart; each token is scored once, with as much context as the window gives it.</p>
-        </>
+          </>
         )}
         {needsCalib && (
           <div className="calib-size-row">
-            <div className="field">
-              <label className="field-label" htmlFor={`${id}-cs`}>
-                {llm ? 'Calibration sequences' : info.ocrRecognizer ? 'Calibration lines' : 'Calibration pages'}
-              </label>
-              <input id={`${id}-cs`} type="text" inputMode="numeric" value={form.calibSamples} onChange={(e) => set({ calibSamples: e.target.value })} data-testid="eval-calib-samples" autoComplete="off" />
-            </div>
-            {llm && (<div className="field">
-              <label className="field-label" htmlFor={`${id}-cl`}>
-                Tokens each
-              </label>
-              <input id={`${id}-cl`} type="text" inputMode="numeric" value={form.calibSeqLen} onChange={(e) => set({ calibSeqLen: e.target.value })} data-testid="eval-calib-seqlen" autoComplete="off" />
-            </div>)}
+            <TextField label={llm ? 'Calibration sequences' : info.ocrRecognizer ? 'Calibration lines' : 'Calibration pages'} value={form.calibSamples} onChange={(calibSamples) => set({ calibSamples })} testId="eval-calib-samples" />
+            {llm && <TextField label="Tokens each" value={form.calibSeqLen} onChange={(calibSeqLen) => set({ calibSeqLen })} testId="eval-calib-seqlen" />}
           </div>
         )}
-        {llm && (<div className="calib-size-row">
-          <div className="field">
-            <label className="field-label" htmlFor={`${id}-prompt`}>
-              Prompt
-            </label>
-            <input id={`${id}-prompt`} type="text" value={form.prompt} onChange={(e) => set({ prompt: e.target.value })} data-testid="eval-prompt" autoComplete="off" />
+        {llm && (
+          <div className="calib-size-row">
+            <TextField label="Prompt" value={form.prompt} onChange={(prompt) => set({ prompt })} testId="eval-prompt" numeric={false} />
+            <TextField label="Generated tokens" value={form.genTokens} onChange={(genTokens) => set({ genTokens })} testId="eval-gen-tokens" />
           </div>
-          <div className="field">
-            <label className="field-label" htmlFor={`${id}-gen`}>
-              Generated tokens
-            </label>
-            <input id={`${id}-gen`} type="text" inputMode="numeric" value={form.genTokens} onChange={(e) => set({ genTokens: e.target.value })} data-testid="eval-gen-tokens" autoComplete="off" />
-          </div>
-        </div>)}
+        )}
       </fieldset>
       {!parsed.ok && (
         <p className="inline-error" role="alert" data-testid="eval-form-error">

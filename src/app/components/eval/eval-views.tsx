@@ -3,7 +3,7 @@
  * running evaluation marked unfinished above it, accuracy against size with the Pareto front highlighted, the
  * greedy generations of the latest run side by side, and the table as JSON or CSV.
  */
-import { useId, useMemo } from 'react';
+import { useId, useMemo, type ReactNode } from 'react';
 import type { Data, Layout } from 'plotly.js-dist-min';
 import type { EvalRow } from '../../../eval/types.ts';
 import { fmt, fmtBytes } from '../../format.ts';
@@ -11,12 +11,31 @@ import { useAppStore } from '../../store/index.ts';
 import { saveText } from '../calib/download.ts';
 import { ChartCard } from '../playground/chart-card.tsx';
 import { Plot } from '../plot.tsx';
-import { historyRows, metricsOf, paretoFront, rowsToCsv, type EvalRun } from './eval-data.ts';
+import { historyRows, metricsOf, paretoFront, rowsToCsv, type EvalRun, type MetricDef } from './eval-data.ts';
 import { clearEvalHistory, removeEvalRun } from './run-eval.ts';
 
 function metricCell(row: EvalRow, key: string, digits: number) {
   const v = row.metrics[key];
   return v === undefined ? '—' : fmt(v, digits);
+}
+
+/** One table row: model (when every model is shown), config, size, bits, the metrics, time, then the caller's cells. */
+function RowCells({ row, metrics, model, trProps, children }: { row: EvalRow; metrics: MetricDef[]; model?: string; trProps: Record<string, string | number | undefined>; children: ReactNode }) {
+  return (
+    <tr {...trProps}>
+      {model !== undefined && <td>{model}</td>}
+      <td className="mono">{row.config}</td>
+      <td className="num">{fmtBytes(row.sizeBytes)}</td>
+      <td className="num">{fmt(row.bitsPerWeight, 3)}</td>
+      {metrics.map((m) => (
+        <td key={m.key} className="num">
+          {metricCell(row, m.key, m.digits)}
+        </td>
+      ))}
+      <td className="num">{row.seconds.toFixed(1)} s</td>
+      {children}
+    </tr>
+  );
 }
 
 export function EvalTable({ runs, live, modelName }: { runs: EvalRun[]; live: EvalRow[]; modelName: string }) {
@@ -65,33 +84,19 @@ export function EvalTable({ runs, live, modelName }: { runs: EvalRun[]; live: Ev
           </thead>
           <tbody>
             {live.map((row) => (
-              <tr key={`live/${row.config}`} className="row-live" data-testid="eval-live-row" data-config={row.config}>
-                {allModels && <td>{modelName}</td>}
-                <td className="mono">{row.config}</td>
-                <td className="num">{fmtBytes(row.sizeBytes)}</td>
-                <td className="num">{fmt(row.bitsPerWeight, 3)}</td>
-                {metrics.map((m) => (
-                  <td key={m.key} className="num">
-                    {metricCell(row, m.key, m.digits)}
-                  </td>
-                ))}
-                <td className="num">{row.seconds.toFixed(1)} s</td>
+              <RowCells key={`live/${row.config}`} row={row} metrics={metrics} model={allModels ? modelName : undefined} trProps={{ className: 'row-live', 'data-testid': 'eval-live-row', 'data-config': row.config }}>
                 <td className="muted">running, unfinished</td>
                 <td />
-              </tr>
+              </RowCells>
             ))}
             {rows.map(({ run, row, key }, i) => (
-              <tr key={key} data-testid="eval-row" data-config={row.config} data-run={run.id} data-size={row.sizeBytes} data-ppl={row.metrics.perplexity} data-kl={row.metrics.kl} data-top1={row.metrics.top1} data-char={row.metrics.charAccuracy} data-sqnr={row.metrics.sqnr} title={row.notes.join('; ')}>
-                {allModels && <td>{run.model}</td>}
-                <td className="mono">{row.config}</td>
-                <td className="num">{fmtBytes(row.sizeBytes)}</td>
-                <td className="num">{fmt(row.bitsPerWeight, 3)}</td>
-                {metrics.map((m) => (
-                  <td key={m.key} className="num">
-                    {metricCell(row, m.key, m.digits)}
-                  </td>
-                ))}
-                <td className="num">{row.seconds.toFixed(1)} s</td>
+              <RowCells
+                key={key}
+                row={row}
+                metrics={metrics}
+                model={allModels ? run.model : undefined}
+                trProps={{ 'data-testid': 'eval-row', 'data-config': row.config, 'data-run': run.id, 'data-size': row.sizeBytes, 'data-ppl': row.metrics.perplexity, 'data-kl': row.metrics.kl, 'data-top1': row.metrics.top1, 'data-char': row.metrics.charAccuracy, 'data-sqnr': row.metrics.sqnr, title: row.notes.join('; ') }}
+              >
                 <td className="muted" title={run.data}>
                   {new Date(run.at).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' })}
                 </td>
@@ -102,7 +107,7 @@ export function EvalTable({ runs, live, modelName }: { runs: EvalRun[]; live: Ev
                     </button>
                   )}
                 </td>
-              </tr>
+              </RowCells>
             ))}
           </tbody>
         </table>

@@ -8,6 +8,7 @@ import { useModelEngine } from '../../engine-context.ts';
 import { getAwqBlocks } from '../../engine/search-cache.ts';
 import { useAppStore } from '../../store/index.ts';
 import type { CalibModelInfo } from '../calib/calib-data.ts';
+import { FileDrop } from '../file-drop.tsx';
 import { GroupSizeField } from '../group-size-field.tsx';
 import { Segmented } from '../segmented.tsx';
 import { startAwq, startSmooth } from './run-search.ts';
@@ -55,27 +56,7 @@ function DataFields<F extends { source: LlamaSourceKind; samples: string; seqLen
         </select>
         <p className="hint">Chapters 1–99 of the bundled text are for calibration; the evaluation holds out 100–135.</p>
       </div>
-      {form.source === 'text-files' && (
-        <div className="field">
-          <label className="dropzone" htmlFor={`${id}-files`}>
-            <input
-              id={`${id}-files`}
-              type="file"
-              multiple
-              accept=".txt,.jsonl,.json,text/plain"
-              className="visually-hidden"
-              data-testid={`${prefix}-files`}
-              onChange={(e) => {
-                const chosen = Array.from(e.target.files ?? []);
-                e.target.value = '';
-                if (chosen.length) setFiles(chosen);
-              }}
-            />
-            <span className="dropzone-title">Choose files…</span>
-            <span className="hint">{files.length ? files.map((f) => f.name).join(', ') : 'none chosen'}</span>
-          </label>
-        </div>
-      )}
+      {form.source === 'text-files' && <FileDrop id={`${id}-files`} accept=".txt,.jsonl,.json,text/plain" files={files} setFiles={setFiles} testId={`${prefix}-files`} />}
       <div className="calib-size-row">
         <div className="field">
           <label className="field-label" htmlFor={`${id}-samples`}>
