@@ -13,13 +13,14 @@ import { awqCommand } from './commands/awq.ts';
 import { awqLayerCommand } from './commands/awq-layer.ts';
 import { calibrateCommand } from './commands/calibrate.ts';
 import { evalCommand } from './commands/eval.ts';
+import { exportCommand } from './commands/export.ts';
 import { generateCommand } from './commands/generate.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { smoothquantCommand } from './commands/smoothquant.ts';
 import { formatOptionList, parseOptions } from './options.ts';
 
-const COMMANDS: Command[] = [inspectCommand, generateCommand, quantizeCommand, calibrateCommand, amaxCommand, smoothquantCommand, awqCommand, awqLayerCommand, evalCommand];
+const COMMANDS: Command[] = [inspectCommand, generateCommand, quantizeCommand, calibrateCommand, amaxCommand, smoothquantCommand, awqCommand, awqLayerCommand, evalCommand, exportCommand];
 
 function version(): string {
   try {

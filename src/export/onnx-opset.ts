@@ -8,7 +8,8 @@
  * any other written out as Flatten -> op -> Reshape, the pre-13 definition) or refused, and ops missing
  * from the table are refused as unknown: the caller gets the names
  * instead of a silently different model. Only the top-level graph is handled; a model with subgraphs or
- * local functions is refused.
+ * local functions is refused. Clip bounds and Pad values moved to inputs are written as float32 (a float16
+ * model then fails onnxruntime's type check at load rather than computing something else).
  */
 import { attr, makeNode } from '../model/onnx/build.ts';
 import { opsetVersion, type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor } from '../model/onnx/model.ts';

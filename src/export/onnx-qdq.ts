@@ -121,6 +121,9 @@ export async function exportOnnxQdqInt8(h: OnnxModelHandle, opts: OnnxQdqOptions
       continue;
     }
     let reason = commonSkipReason(h, l, taken);
+    if (!reason && l.op === 'ConvTranspose' && l.groups > 1) {
+      reason = `grouped ConvTranspose (group ${l.groups}): its ${l.outChannels} output channels span axes 0 and 1 of the weight, which one per-axis DequantizeLinear cannot scale`;
+    }
     if (!reason && !opts.actAmax.has(l.activation) && opts.missingAmax === 'skip') reason = `its activation ${l.activation} has no amax`;
     if (reason) {
       entry.reason = reason;

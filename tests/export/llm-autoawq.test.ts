@@ -242,7 +242,7 @@ describe('stories15M as AutoAWQ GEMM, g32', () => {
         const q = unpackAwq(i32(tensors.get(`${p}.qweight`)!), k, n / 8);
         const z = unpackAwq(i32(tensors.get(`${p}.qzeros`)!), k / G, n / 8);
         const s = f16(tensors.get(`${p}.scales`)!);
-        let w = new Float32Array(n * k);
+        let w: Float32Array = new Float32Array(n * k);
         for (let o = 0; o < n; o++) for (let col = 0; col < k; col++) {
           const g = Math.floor(col / G);
           w[o * k + col] = (q[col][o] - z[g][o]) * s[g * n + o];

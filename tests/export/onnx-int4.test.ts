@@ -236,6 +236,17 @@ describe('MatMulNBits export', () => {
     });
   }
 
+  it('writes codes computed elsewhere (AWQ-style clipped groups) as given, and refuses ones of another shape', async () => {
+    const h = await handleOf(model(17));
+    const q = { bits: 4, granularity: 'group', groupSize: 16, scheme: 'asym', clipRatio: 0.8 } as const;
+    const clipped = labQuantize(transpose(B, 64, 8), [8, 64], q);
+    const r = await exportMatMulNBits(h, { bits: 4, blockSize: 16, quantized: new Map([['mm', clipped], ['gemm', labQuantize(W, [6, 64], { ...q, groupSize: 32 })]]) });
+    expect(r.report.find((e) => e.layer === 'gemm')!.reason).toMatch(/4-bit groups of 32, not 4-bit blocks of 16/);
+    const out = await run(r.bytes, feeds);
+    expect(maxDiff(out.y.data, matmulOutIn(x, fakeQuantizeOutIn(transpose(B, 64, 8), [8, 64], q), 3, 64, 8))).toBeLessThan(1e-5);
+    expect(maxDiff(out.y.data, matmulOutIn(x, fakeQuantizeOutIn(transpose(B, 64, 8), [8, 64], { ...q, clipRatio: 1 }), 3, 64, 8))).toBeGreaterThan(1e-3);
+  });
+
   it('refuses Gemm with transA per layer, and bad options whole', async () => {
     const mdl = model(17);
     mdl.graph.nodes[1].attributes.push(attr.int('transA', 1));
@@ -274,7 +285,25 @@ describe.skipIf(!existsSync(recModel))('PP-OCRv4 recogniser', () => {
     const b = await run(serializeModel(sim), batch);
     const out = Object.keys(a)[0];
     const d = maxDiff(a[out].data, b[out].data);
-    console.log(`PP-OCRv4 rec MatMulNBits INT4 g32: ${done.length} MatMuls replaced, ${(r.bytes.length / 1e6).toFixed(2)} MB (FP32 ${(h.sizeBytes / 1e6).toFixed(2)} MB), max |export - simulation| ${d.toExponential(2)}`);
+    const effect = maxDiff((await run(serializeModel(h.model), batch))[out].data, b[out].data);
+    expect(effect).toBeGreaterThan(1e-3);
+    console.log(`PP-OCRv4 rec MatMulNBits INT4 g32: ${done.length} MatMuls replaced, ${(r.bytes.length / 1e6).toFixed(2)} MB (FP32 ${(h.sizeBytes / 1e6).toFixed(2)} MB), max |export - simulation| ${d.toExponential(2)} (simulation vs FP32 ${effect.toExponential(2)})`);
     expect(d).toBeLessThan(1e-3);
+
+    // INT4 blocked DequantizeLinear of the same model: opset 9 raised to 21 (ReduceMean, Clip, Slice, Squeeze, Softmax
+    // rewritten). Its linears have 120 / 240 inputs: blocks of 32 fit none (refused whole, each layer named), blocks of 8 fit.
+    await expect(exportOnnxInt4Dq(h, { blockSize: 32 })).rejects.toThrow(/p2o.MatMul.0: its 120 input channels are not a multiple of block size 32/);
+    const dq = await exportOnnxInt4Dq(h, { blockSize: 8 });
+    expect(dq.report.find((e) => e.layer === 'p2o.MatMul.24')!.reason).toMatch(/odd last dimension \(6625\)/);
+    const dqDone = dq.report.filter((e) => e.status === 'quantized');
+    const simDq = replaceConstants(
+      h.model,
+      await transformedWeights(h, h.analysis.layers.filter((l) => dqDone.some((e) => e.layer === l.name)), (l, w) => fakeQuantizeOutIn(w, [l.outChannels, l.inChannels], { bits: 4, granularity: 'group', groupSize: 8, scheme: 'sym' })),
+    );
+    const c1 = await runUnoptimized(dq.bytes, batch);
+    const c2 = await run(serializeModel(simDq), batch);
+    const dDq = maxDiff(c1[out], c2[out].data);
+    console.log(`PP-OCRv4 rec INT4 DQ g8: ${dqDone.length} layers, ${(dq.bytes.length / 1e6).toFixed(2)} MB, ${dq.notes.join('; ')}; max |export - simulation| ${dDq.toExponential(2)}`);
+    expect(dDq).toBeLessThan(1e-3);
   }, 60_000);
 });

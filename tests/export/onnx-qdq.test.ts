@@ -184,6 +184,19 @@ describe('QDQ INT8 export of a small Conv / Gemm / MatMul graph', () => {
     expect(Array.from(out.w4_int8.data)).toEqual(Array.from(out.emb.data));
   });
 
+  it('quantizes folded (SmoothQuant-scaled) weights when constants are folded in first', async () => {
+    const h = await handleOf(smallModel());
+    const amax = simulate(true).amax;
+    const plain = await exportOnnxQdqInt8(h, { actAmax: amax });
+    const folded = await exportOnnxQdqInt8(h, { actAmax: amax, folded: new Map([['w4', makeTensor('w4', [48, 6], w4.map((v) => v * 2))]]) });
+    const scalesOf = (r: typeof plain) => {
+      const m = parseModel(r.bytes);
+      return tensorToFloat32(m.graph.initializers.find((t) => t.name === r.report.find((e) => e.layer === 'matmul')!.tensors!.weightScale)!);
+    };
+    expect(Array.from(scalesOf(folded))).toEqual(Array.from(scalesOf(plain), (s) => s * 2));
+    expect(folded.notes.some((n) => /1 constants folded/.test(n))).toBe(true);
+  });
+
   it('reports layers without an amax as weight-only, and refuses bad amax and unknown layers', async () => {
     const h = await handleOf(smallModel());
     const r = await exportOnnxQdqInt8(h, { actAmax: new Map([['x', 3]]) });
