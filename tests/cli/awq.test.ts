@@ -76,7 +76,7 @@ describe.runIf(existsSync(STORIES15M_DATA))('quantlab awq stories15M', () => {
     }
     // Norms and embeddings are left as they were (the scales live in the effective weights).
     expect(Array.from(await awq.loadTensor('layers.0.attention_norm'))).toEqual(Array.from(await orig.loadTensor('layers.0.attention_norm')));
-  });
+  }, 600_000);
 
   test('bad command lines and models', async () => {
     let r = await cli(['awq', 'stories15M', '--granularity', 'tensor', '--out', join(dir, 'x')]);
