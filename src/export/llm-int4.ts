@@ -108,26 +108,8 @@ export function hfTensorName(canonical: string): string {
   return `${hfModuleName(canonical)}.${/\.b[qkv]$/.test(canonical) ? 'bias' : 'weight'}`;
 }
 
-/** transformers' config.json of the model (LlamaForCausalLM and friends), without quantization_config. */
-export function hfConfigJson(cfg: LlamaConfig, torchDtype = 'float16'): Record<string, unknown> {
-  return {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[cfg.arch]],
-    model_type: cfg.arch,
-    hidden_size: cfg.dim,
-    intermediate_size: cfg.hiddenDim,
-    num_hidden_layers: cfg.nLayers,
-    num_attention_heads: cfg.nHeads,
-    num_key_value_heads: cfg.nKvHeads,
-    head_dim: cfg.headDim,
-    vocab_size: cfg.vocabSize,
-    max_position_embeddings: cfg.seqLen,
-    rms_norm_eps: cfg.normEps,
-    rope_theta: cfg.ropeTheta,
-    tie_word_embeddings: cfg.tiedEmbeddings,
-    hidden_act: 'silu',
-    torch_dtype: torchDtype,
-  };
-}
+/** transformers' config.json (model/formats/safetensors.ts, shared with the FP16/FP32 safetensors writer). */
+export { hfConfigJson } from '../model/formats/safetensors.ts';
 
 export interface Int4ExportOptions {
   /** Input channels per group (default 128). */

@@ -317,24 +317,7 @@ export function encodeHfCheckpoint(
     if (heads !== undefined) data = interleavedToRotateHalf(data, heads, e.shape.length > 1 ? e.shape[1] : 1);
     return { name, shape: e.shape, dtype, data };
   });
-  const archName = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[cfg.arch];
-  const config = {
-    architectures: [archName],
-    model_type: cfg.arch,
-    hidden_size: cfg.dim,
-    intermediate_size: cfg.hiddenDim,
-    num_hidden_layers: cfg.nLayers,
-    num_attention_heads: cfg.nHeads,
-    num_key_value_heads: cfg.nKvHeads,
-    head_dim: cfg.headDim,
-    vocab_size: cfg.vocabSize,
-    max_position_embeddings: cfg.seqLen,
-    rms_norm_eps: cfg.normEps,
-    rope_theta: cfg.ropeTheta,
-    tie_word_embeddings: cfg.tiedEmbeddings,
-    hidden_act: 'silu',
-    torch_dtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype],
-  };
+  const config = hfConfigJson(cfg, { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype]);
   const files: HfFile[] = [{ name: 'config.json', chunks: [new TextEncoder().encode(JSON.stringify(config, null, 2))] }];
   if (nShards === 1) {
     files.push({ name: 'model.safetensors', chunks: encodeSafetensors(all) });
@@ -355,4 +338,25 @@ export function encodeHfCheckpoint(
   const index = { metadata: { total_size: totalSize }, weight_map: weightMap };
   files.push({ name: 'model.safetensors.index.json', chunks: [new TextEncoder().encode(JSON.stringify(index, null, 2))] });
   return files;
+}
+
+/** transformers' config.json of a Llama-family model (LlamaForCausalLM and friends), without quantization_config. */
+export function hfConfigJson(cfg: LlamaConfig, torchDtype = 'float16'): Record<string, unknown> {
+  return {
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[cfg.arch]],
+    model_type: cfg.arch,
+    hidden_size: cfg.dim,
+    intermediate_size: cfg.hiddenDim,
+    num_hidden_layers: cfg.nLayers,
+    num_attention_heads: cfg.nHeads,
+    num_key_value_heads: cfg.nKvHeads,
+    head_dim: cfg.headDim,
+    vocab_size: cfg.vocabSize,
+    max_position_embeddings: cfg.seqLen,
+    rms_norm_eps: cfg.normEps,
+    rope_theta: cfg.ropeTheta,
+    tie_word_embeddings: cfg.tiedEmbeddings,
+    hidden_act: 'silu',
+    torch_dtype: torchDtype,
+  };
 }
